@@ -1,0 +1,70 @@
+/**
+ * client.ts: a terminal chat client. Each line you type goes to everyone else in the chat;
+ * what they (or emitter.ts) send is printed as it arrives.
+ *
+ *   npx tsx client.ts A       (or: npm run client -- A)
+ *   bun client.ts A
+ *   deno run -A client.ts A
+ *
+ * Environment: SERVER_URL (http://localhost:3000).
+ */
+import { createInterface } from "node:readline";
+import { io, type Socket } from "socket.io-client";
+import { type ClientToServerEvents, printable, type ServerToClientEvents } from "./shared.ts";
+
+const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
+const user = process.argv[2];
+
+if (!user) {
+  console.error("usage: client.ts <user name>");
+  process.exit(2);
+}
+if (!URL.canParse(SERVER_URL) || !/^(http|https|ws|wss):$/.test(new URL(SERVER_URL).protocol)) {
+  console.error(`SERVER_URL must be an http(s) URL, got "${SERVER_URL}"`);
+  process.exit(2);
+}
+
+// Default transports: HTTP long-polling first, then the upgrade to WebSocket.
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(SERVER_URL);
+let connectedOnce = false;
+let reportedOutage = false;
+
+const rl = createInterface({ input: process.stdin });
+
+rl.on("line", (line) => {
+  socket.emit("chat message", user, line);
+});
+
+// End of input: let the lines already typed go out, then leave.
+rl.on("close", () => {
+  if (socket.connected) socket.disconnect();
+  else socket.once("connect", () => socket.disconnect());
+});
+
+socket.on("connect", () => {
+  connectedOnce = true;
+  reportedOutage = false;
+  console.log(`connected, id: ${socket.id}`);
+});
+
+socket.on("chat message", (data) => {
+  console.log(printable(String(data)));
+});
+
+socket.on("connect_error", (err) => {
+  if (!connectedOnce) {
+    // Never reached the server: retrying would only hide a wrong URL or a stopped server.
+    console.error(`Error: cannot connect to ${SERVER_URL}: ${err.message}`);
+    process.exit(1);
+  }
+  // The server went away after we were connected: the client retries on its own, say it once.
+  if (!reportedOutage) {
+    reportedOutage = true;
+    console.error(`Error: ${err.message}, retrying`);
+  }
+});
+
+socket.on("disconnect", (reason) => {
+  console.log("disconnected");
+  if (reason === "io client disconnect") process.exit(0);
+});

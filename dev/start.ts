@@ -1,0 +1,34 @@
+/**
+ * dev/start.ts: `npm start`. Finds a Redis (REDIS_URL, else localhost:6379, else a private one it
+ * starts and stops), then runs index.ts with REDIS_URL pointing at it.
+ *
+ *   npm start
+ *   PORT=3001 WORKERS=2 npm start
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { findOrStartRedis } from "./redis.ts";
+
+let redis;
+try {
+  redis = await findOrStartRedis();
+} catch (err) {
+  console.error((err as Error).message);
+  process.exit(1);
+}
+console.log(`using ${redis.origin}: ${redis.url}`);
+
+// Same runtime and loader as this script (tsx on Node), so index.ts runs as `npx tsx index.ts` would.
+const server = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL("../index.ts", import.meta.url))], {
+  env: { ...process.env, REDIS_URL: redis.url },
+  stdio: "inherit",
+});
+
+// Ctrl-C reaches the server through the terminal; a SIGTERM sent to this process is passed on.
+process.on("SIGINT", () => {});
+process.on("SIGTERM", () => server.kill("SIGTERM"));
+
+server.on("exit", async (code, signal) => {
+  await redis.stop();
+  process.exit(code ?? (signal ? 1 : 0));
+});

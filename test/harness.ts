@@ -1,0 +1,149 @@
+/**
+ * test/harness.ts: runs the kit's real scripts as child processes and reads what they print.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+export type Runtime = "node" | "bun" | "deno";
+
+/** The command line that runs a top-level script of the kit on a runtime. */
+export function commandFor(runtime: Runtime, script: string, args: string[] = []): string[] {
+  switch (runtime) {
+    case "node":
+      return [process.execPath, "--import", "tsx", script, ...args];
+    case "bun":
+      return [`${ROOT}node_modules/.bin/bun`, script, ...args];
+    case "deno":
+      return [`${ROOT}node_modules/.bin/deno`, "run", "-A", script, ...args];
+  }
+}
+
+export interface Script {
+  /** stdout and stderr lines so far, in arrival order per stream. */
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** Resolves with the first stdout line (from `from` on) that matches, or rejects after `ms`. */
+  waitFor(pattern: RegExp | string, ms?: number, from?: number): Promise<RegExpMatchArray>;
+  /** Writes one line to the script's stdin. */
+  send(line: string): void;
+  endInput(): void;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM to the process group, then SIGKILL if it is still there after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+  readonly child: ChildProcess;
+}
+
+const running = new Set<Script>();
+
+/** Starts `script` (a file in the kit's root) on a runtime with extra environment variables. */
+export function run(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node"): Script {
+  const [command, ...commandArgs] = commandFor(runtime, script, args);
+  const child = spawn(command!, commandArgs, {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true, // its own process group: stop() reaches cluster workers and tsx's child too
+  });
+  const label = [runtime, script, ...args].join(" ");
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<() => void>();
+  const collect = (stream: NodeJS.ReadableStream, lines: string[]) => {
+    let rest = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      lines.push(...parts);
+      for (const wake of waiters) wake();
+    });
+    stream.on("end", () => rest && lines.push(rest));
+  };
+  collect(child.stdout!, stdout);
+  collect(child.stderr!, stderr);
+  const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
+  child.stdin!.on("error", () => {}); // a script that exited early closes its stdin
+
+  const handle: Script = {
+    stdout,
+    stderr,
+    child,
+    exited,
+    waitFor(pattern, ms = 10_000, from = 0) {
+      const matcher = typeof pattern === "string" ? new RegExp(escape(pattern)) : pattern;
+      return new Promise((resolve, reject) => {
+        let index = from;
+        const check = () => {
+          for (; index < stdout.length; index++) {
+            const match = stdout[index]!.match(matcher);
+            if (match) {
+              done();
+              return resolve(match);
+            }
+          }
+        };
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${label} did not print ${matcher} within ${ms} ms; stdout:\n${stdout.join("\n")}\nstderr:\n${stderr.join("\n")}`));
+        }, ms);
+        waiters.add(check);
+        check();
+      });
+    },
+    send(line) {
+      child.stdin!.write(`${line}\n`);
+    },
+    endInput() {
+      child.stdin!.end();
+    },
+    async stop(graceMs = 5000) {
+      running.delete(handle);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signalGroup(child, "SIGTERM");
+      const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+      signalGroup(child, "SIGKILL"); // anything the process group left behind
+    },
+  };
+  running.add(handle);
+  return handle;
+}
+
+/** Stops every script still running: call it in an `after` hook. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((script) => script.stop()));
+}
+
+/** Runs a script to its end with a deadline; for the one-shot commands. */
+export async function runToEnd(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", ms = 15_000) {
+  const started = Date.now();
+  const process = run(script, args, env, runtime);
+  const timer = setTimeout(() => process.stop(), ms);
+  const { code } = await process.exited;
+  clearTimeout(timer);
+  await process.stop();
+  return { code, stdout: process.stdout, stderr: process.stderr.filter((line) => line !== ""), ms: Date.now() - started };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+function escape(text: string) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
