@@ -66,10 +66,8 @@ async function startRedisServer(extraArgs: string[]): Promise<RunningRedis> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const started = await Promise.race([
-    once(child, "spawn").then(() => true),
-    once(child, "error").then(() => false),
-  ]);
+  // events.once() rejects on "error": ENOENT here means there is no redis-server on PATH.
+  const started = await once(child, "spawn").then(() => true, () => false);
   if (!started) throw new Error(HOW_TO_GET_REDIS);
 
   // redis-server prints "Ready to accept connections" once it serves.
