@@ -249,6 +249,51 @@ export function renderTrace(trace: Trace): string {
     "of appearance). Below each MessagePack message, its value decoded with notepack.io.",
     "",
     ...trace.steps.flatMap((step) => [renderStep(step, names), ""]),
+    "## The chat message, byte by byte",
+    "",
+    "The PUBLISH of the step \"A chats\", cut into its MessagePack parts by notepack.io:",
+    "",
+    renderByteTable(byteTable(chatPayload(trace))),
+    "",
+  ].join("\n");
+}
+
+/** The message the worker published when A chatted. */
+export function chatPayload(trace: Trace): Buffer {
+  const chat = trace.steps.find((step) => step.title === "A chats")?.commands.find((command) => decodedMessage(command.args)?.format === "msgpack");
+  if (!chat) throw new Error('no MessagePack PUBLISH in the step "A chats"');
+  return argumentBytes(chat.args)[2]!;
+}
+
+export interface ByteRow {
+  bytes: string;
+  element: string;
+  value: string;
+  meaning: string;
+}
+
+/** What each part of an adapter message is for, by its place in the message. */
+const MEANINGS: Record<string, string> = {
+  "array header": "fixarray (0x90 + count): [uid, packet, options]",
+  uid: "fixstr (0xa0 + length): the sender's id; a worker drops messages carrying its own",
+  "packet: map header": "fixmap (0x80 + count): the Socket.IO packet",
+  "packet key": "fixstr: a key of the map",
+  "packet.type": "2 = EVENT in the Socket.IO protocol",
+  "packet.data": "fixarray: event name, then the arguments",
+  "packet.nsp": "the namespace",
+  "options: map header": "fixmap: who gets the packet",
+  "options key": "fixstr: a key of the map",
+  "options.rooms": "fixarray: only sockets in these rooms (empty: everyone)",
+  "options.except": "fixarray: never these sockets (here: the sender)",
+  "options.flags": "fixmap: volatile, compress, local... (none here)",
+};
+
+/** A byte table as Markdown. */
+export function renderByteTable(rows: ByteRow[]): string {
+  return [
+    "| bytes | part | value | meaning |",
+    "| --- | --- | --- | --- |",
+    ...rows.map((row) => `| \`${row.bytes}\` | ${row.element} | \`${row.value}\` | ${row.meaning} |`),
   ].join("\n");
 }
 
@@ -257,15 +302,15 @@ export function renderTrace(trace: Trace): string {
  * header, then each element re-encoded on its own (each map key and value separately). The rows
  * must add up to the exact payload, or this throws.
  */
-export function byteTable(payload: Buffer): { bytes: string; element: string; value: string }[] {
+export function byteTable(payload: Buffer): ByteRow[] {
   const value = decode(payload) as unknown[];
   if (!Array.isArray(value)) throw new Error("the payload is not a MessagePack array");
   const hex = (bytes: Buffer) => [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
-  const rows: { bytes: string; element: string; value: string }[] = [];
+  const rows: ByteRow[] = [];
   const parts: Buffer[] = [];
   const add = (bytes: Buffer, element: string, shown: string) => {
     parts.push(bytes);
-    rows.push({ bytes: hex(bytes), element, value: shown });
+    rows.push({ bytes: hex(bytes), element, value: shown, meaning: MEANINGS[element] ?? "" });
   };
   /** The header notepack writes for an array or map of `count` elements: 1 byte under 16, else 3. */
   const headerOf = (count: number, kind: "array" | "map") => {
