@@ -84,6 +84,8 @@ describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO 
   let server: Script;
   let a: Script;
   let b: Script;
+  /** Everyone but A: B, and two more so that one of them shares A's worker. */
+  let others: Script[];
   let idA: string;
   let env: Record<string, string>;
   const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}any-language.md`, "utf8"));
@@ -97,7 +99,10 @@ describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO 
     a = run("client.ts", ["A"], env);
     idA = (await a.waitFor(/^connected, id: (\S+)$/))[1]!;
     b = run("client.ts", ["B"], env);
-    await b.waitFor(/^connected, id: /);
+    others = [b, run("client.ts", ["C"], env), run("client.ts", ["D"], env)];
+    const ids = await Promise.all(others.map(async (client) => (await client.waitFor(/^connected, id: (\S+)$/))[1]!));
+    const workers = await Promise.all([idA, ...ids].map(async (id) => (await server.waitFor(`connected, id: ${id}`))[0].split(",")[0]));
+    assert.ok(workers.slice(1).includes(workers[0]!), `no other client shares A's worker: ${workers}`);
   });
 
   after(async () => {
@@ -119,16 +124,15 @@ describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO 
 
   test("without a socket id, every client gets the message", async () => {
     assert.equal(paste(uses[0]!), "2", "PUBLISH should reach both workers' subscriptions");
-    await a.waitFor(/^message from redis-cli$/);
-    await b.waitFor(/^message from redis-cli$/);
+    for (const client of [a, ...others]) await client.waitFor(/^message from redis-cli$/);
   });
 
-  test("with A's id, A gets it and B does not", async () => {
-    const fromB = b.stdout.length;
+  test("with A's id, A gets it and no one else, on either worker", async () => {
+    const from = others.map((client) => client.stdout.length);
     paste(uses[1]!);
     await a.waitFor(/^Hi A, from redis-cli$/);
     await sleep(QUIET_MS);
-    assert.deepEqual(b.stdout.slice(fromB), []);
+    assert.deepEqual(others.map((client, i) => client.stdout.slice(from[i])), [[], [], []]);
     assert.ok(!server.stdout.some((line) => line.includes("redis-cli")), "the server's chat message handler ran");
   });
 });
