@@ -83,7 +83,7 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
     let from = 0;
     const printedFrom = new Map<Script, number>();
     /** Closes a step: every command MONITOR shows before the marker ECHO belongs to it. */
-    const endStep = async (title: (typeof STEP_TITLES)[number], shell: string, named: Record<string, Script | undefined>) => {
+    const endStep = async (title: (typeof STEP_TITLES)[number], shell: string, named: Record<string, Script>) => {
       await sleep(SETTLE_MS);
       const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
       await marker.echo(MARK);
@@ -92,7 +92,6 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
       from = seen.length;
       const printed: string[] = [];
       for (const [name, script] of Object.entries(named)) {
-        if (!script) continue;
         printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
         printedFrom.set(script, script.stdout.length);
       }
@@ -119,12 +118,12 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
     await endStep("A chats", "Hello          (typed in A's terminal)", { server, A: a, B: b });
 
     const fromB = b.stdout.length;
-    await mustSucceed(await runToEnd("emitter.ts", [], env));
+    mustSucceed(await runToEnd("emitter.ts", [], env));
     await a.waitFor(/^message from outside$/);
     await b.waitFor(/^message from outside$/, 10_000, fromB);
     await endStep("emitter broadcast", "npx tsx emitter.ts", { server, A: a, B: b });
 
-    await mustSucceed(await runToEnd("emitter.ts", [idA], env));
+    mustSucceed(await runToEnd("emitter.ts", [idA], env));
     await a.waitFor(/^Hi guys from Emitter$/);
     await endStep("emitter to A's id", `npx tsx emitter.ts ${idA}`, { server, A: a, B: b });
 
@@ -144,7 +143,7 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
   }
 }
 
-async function mustSucceed(result: { code: number | null; stderr: string[] }) {
+function mustSucceed(result: { code: number | null; stderr: string[] }) {
   if (result.code !== 0) throw new Error(`emitter.ts exited with ${result.code}: ${result.stderr.join("\n")}`);
 }
 
