@@ -1,0 +1,336 @@
+/**
+ * dev/capture.ts: what Redis sees while the post's scenario runs, step by step, and the
+ * annotated text docs/ shows. `npm run trace` (dev/trace.ts) writes it to docs/captures/;
+ * test/trace.test.ts captures it again and compares it with the trace blocks in docs/.
+ *
+ * The trace is real: a private Redis, `MONITOR` on a connection of its own, index.ts with two
+ * workers, client.ts and emitter.ts processes. Payloads are decoded with notepack.io, the
+ * MessagePack library the Redis adapter itself uses.
+ */
+import { Emitter } from "@socket.io/redis-emitter";
+import { decode, encode } from "notepack.io";
+import { createClient } from "redis";
+import { run, runToEnd, type Script, sleep } from "../test/harness.ts";
+import { freePort, startPrivateRedis } from "./redis.ts";
+
+/** The adapters the trace knows how to drive. Only the classic (PUB/SUB) one so far. */
+export type Adapter = "classic";
+
+/** One command as MONITOR printed it: the connection that sent it and its arguments. */
+export interface Command {
+  connection: string;
+  /** The arguments exactly as MONITOR quotes them, e.g. `"PUBLISH" "socket.io#/#" "\x93..."`. */
+  args: string;
+}
+
+export interface Step {
+  title: string;
+  /** What a reader types to do the same. */
+  shell: string;
+  /** What the kit's processes printed during the step, e.g. `B: Hello from A`. */
+  printed: string[];
+  commands: Command[];
+}
+
+export interface Trace {
+  adapter: Adapter;
+  redisVersion: string;
+  steps: Step[];
+}
+
+/** The steps of the post's scenario, in order. Their titles name the trace blocks in docs/. */
+export const STEP_TITLES = [
+  "server start",
+  "client A connects",
+  "client B connects",
+  "A chats",
+  "emitter broadcast",
+  "emitter to A's id",
+  "server-side emit",
+] as const;
+
+/** How long to let late commands arrive before closing a step (no assertion depends on it). */
+const SETTLE_MS = 500;
+const MARK = "trace: end of step";
+
+/** Runs the scenario against a fresh private Redis and a fresh cluster, and returns the trace. */
+export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace> {
+  const redis = await startPrivateRedis();
+  const monitor = createClient({ url: redis.url });
+  const marker = createClient({ url: redis.url });
+  const scripts: Script[] = [];
+  try {
+    await Promise.all([monitor.connect(), marker.connect()]);
+    const redisVersion = /redis_version:(\S+)/.exec(await marker.info("server"))?.[1] ?? "unknown";
+
+    const seen: string[] = [];
+    const seenMarks: (() => void)[] = [];
+    await monitor.monitor((line) => {
+      seen.push(String(line));
+      if (String(line).includes(MARK)) seenMarks.shift()?.();
+    });
+
+    const port = await freePort();
+    // ADAPTER is for the adapters still to come; index.ts uses the classic one without it.
+    const env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}`, ADAPTER: adapter };
+    const start = (script: string, args: string[], extra: Record<string, string> = {}) => {
+      const started = run(script, args, { ...env, ...extra });
+      scripts.push(started);
+      return started;
+    };
+
+    const steps: Step[] = [];
+    let from = 0;
+    const printedFrom = new Map<Script, number>();
+    /** Closes a step: every command MONITOR shows before the marker ECHO belongs to it. */
+    const endStep = async (title: (typeof STEP_TITLES)[number], shell: string, named: Record<string, Script>) => {
+      await sleep(SETTLE_MS);
+      const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
+      await marker.echo(MARK);
+      await marked;
+      const lines = seen.slice(from);
+      from = seen.length;
+      const printed: string[] = [];
+      for (const [name, script] of Object.entries(named)) {
+        printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
+        printedFrom.set(script, script.stdout.length);
+      }
+      const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK));
+      steps.push({ title, shell, printed, commands });
+    };
+
+    const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
+    await server.waitFor("listening on port", 30_000);
+    await endStep("server start", "PORT=3000 WORKERS=2 npx tsx index.ts", { server });
+
+    const a = start("client.ts", ["A"]);
+    const idA = (await a.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+    await server.waitFor(`connected, id: ${idA}`);
+    await endStep("client A connects", "npx tsx client.ts A", { server, A: a });
+
+    const b = start("client.ts", ["B"]);
+    const idB = (await b.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+    await server.waitFor(`connected, id: ${idB}`);
+    await endStep("client B connects", "npx tsx client.ts B", { server, A: a, B: b });
+
+    a.send("Hello");
+    await b.waitFor(/^Hello from A$/);
+    await endStep("A chats", "Hello          (typed in A's terminal)", { server, A: a, B: b });
+
+    const fromB = b.stdout.length;
+    mustSucceed(await runToEnd("emitter.ts", [], env));
+    await a.waitFor(/^message from outside$/);
+    await b.waitFor(/^message from outside$/, 10_000, fromB);
+    await endStep("emitter broadcast", "npx tsx emitter.ts", { server, A: a, B: b });
+
+    mustSucceed(await runToEnd("emitter.ts", [idA], env));
+    await a.waitFor(/^Hi guys from Emitter$/);
+    await endStep("emitter to A's id", `npx tsx emitter.ts ${idA}`, { server, A: a, B: b });
+
+    // emitter.ts cannot do this yet, so the trace uses the same library directly.
+    const outside = createClient({ url: redis.url });
+    await outside.connect();
+    new Emitter(outside).serverSideEmit("announce", "hello from outside");
+    await outside.close();
+    await endStep("server-side emit", `new Emitter(redis).serverSideEmit("announce", "hello from outside")`, { server, A: a, B: b });
+
+    return { adapter, redisVersion, steps };
+  } finally {
+    // MONITOR first, so that the shutdown's UNSUBSCRIBEs stay out of the trace.
+    await Promise.allSettled([monitor.close(), marker.close()]);
+    await Promise.allSettled(scripts.map((script) => script.stop()));
+    await redis.stop();
+  }
+}
+
+function mustSucceed(result: { code: number | null; stderr: string[] }) {
+  if (result.code !== 0) throw new Error(`emitter.ts exited with ${result.code}: ${result.stderr.join("\n")}`);
+}
+
+/** `1795631381.3093 [0 127.0.0.1:34746] "HELLO" "3"` → connection and arguments. */
+export function parseMonitorLine(line: string): Command {
+  const match = /^\d+\.\d+ \[\d+ (\S+)\] (.*)$/s.exec(line);
+  if (!match) throw new Error(`not a MONITOR line: ${line}`);
+  return { connection: match[1]!, args: match[2]! };
+}
+
+/**
+ * The bytes of each argument of a MONITOR line. Redis quotes every argument and escapes what is
+ * not printable ASCII (\xHH, \n, \r, \t, \a, \b, \\ and \"): this undoes that quoting.
+ */
+export function argumentBytes(args: string): Buffer[] {
+  const result: Buffer[] = [];
+  const named: Record<string, number> = { n: 10, r: 13, t: 9, a: 7, b: 8 };
+  let i = 0;
+  while (i < args.length) {
+    if (args[i] === " ") {
+      i++;
+      continue;
+    }
+    if (args[i] !== '"') throw new Error(`not a quoted argument at ${i}: ${args}`);
+    const bytes: number[] = [];
+    for (i++; args[i] !== '"'; i++) {
+      if (i >= args.length) throw new Error(`unterminated argument: ${args}`);
+      if (args[i] !== "\\") {
+        bytes.push(args.charCodeAt(i));
+      } else if (args[++i] === "x") {
+        bytes.push(parseInt(args.slice(i + 1, i + 3), 16));
+        i += 2;
+      } else {
+        bytes.push(named[args[i]!] ?? args.charCodeAt(i));
+      }
+    }
+    i++;
+    result.push(Buffer.from(bytes));
+  }
+  return result;
+}
+
+/** The message of a PUBLISH-like command, decoded: MessagePack, or JSON when it starts with `{`. */
+export function decodedMessage(args: string): { format: "msgpack" | "json"; value: unknown } | undefined {
+  const [name, , message] = argumentBytes(args);
+  if (!name || !/^S?PUBLISH$/i.test(name.toString()) || !message) return undefined;
+  if (message[0] === 0x7b) return { format: "json", value: JSON.parse(message.toString()) };
+  return { format: "msgpack", value: decode(message) };
+}
+
+/**
+ * Names each connection after what it does: `sub-N` subscribes (a worker's subscriber),
+ * `pub-N` is another connection of the server (a worker's publisher), `emitter-N` appeared after
+ * the server had started. N counts in order of first appearance.
+ */
+export function connectionNames(trace: Trace): Map<string, string> {
+  const [startStep, ...later] = trace.steps;
+  const subscribers = new Set<string>();
+  for (const step of trace.steps) {
+    for (const command of step.commands) {
+      if (/^"(p|s)?subscribe"/i.test(command.args)) subscribers.add(command.connection);
+    }
+  }
+  const names = new Map<string, string>();
+  const counts = new Map<string, number>();
+  const name = (connection: string, role: string) => {
+    if (names.has(connection)) return;
+    const n = (counts.get(role) ?? 0) + 1;
+    counts.set(role, n);
+    names.set(connection, `${role}-${n}`);
+  };
+  for (const command of startStep?.commands ?? []) name(command.connection, subscribers.has(command.connection) ? "sub" : "pub");
+  for (const step of later) for (const command of step.commands) name(command.connection, "emitter");
+  return names;
+}
+
+/** A step as a fenced `trace` block of docs/: the commands, each message decoded below it. */
+export function renderStep(step: Step, names: Map<string, string>): string {
+  const lines = ["```trace", `# ${step.title}`, `# $ ${step.shell}`];
+  for (const printed of step.printed) lines.push(`#   ${printed}`);
+  if (step.commands.length === 0) lines.push("# (no Redis command)");
+  for (const command of step.commands) {
+    lines.push(`${(names.get(command.connection) ?? "other").padEnd(10)} ${command.args}`);
+    const message = decodedMessage(command.args);
+    if (message?.format === "msgpack") lines.push(`           msgpack: ${JSON.stringify(message.value)}`);
+  }
+  lines.push("```");
+  return lines.join("\n");
+}
+
+/** The whole capture as a Markdown page. */
+export function renderTrace(trace: Trace): string {
+  const names = connectionNames(trace);
+  return [
+    `# Trace: ${trace.adapter} adapter`,
+    "",
+    `Written by \`npm run trace\` (dev/trace.ts) against Redis ${trace.redisVersion}: index.ts with two workers,`,
+    "client.ts A and B, emitter.ts. Each block is one step of the scenario: the command a reader runs,",
+    "what the processes printed (`#   ...`), then every command Redis received, as `MONITOR` showed it",
+    "with its timestamp and client address replaced by the connection's role: `pub-N` and `sub-N`",
+    "are the workers' publishing and subscribing connections, `emitter-N` the emitters' (N in order",
+    "of appearance). Below each MessagePack message, its value decoded with notepack.io.",
+    "",
+    ...trace.steps.flatMap((step) => [renderStep(step, names), ""]),
+    "## The chat message, byte by byte",
+    "",
+    "The PUBLISH of the step \"A chats\", cut into its MessagePack parts by notepack.io:",
+    "",
+    renderByteTable(byteTable(chatPayload(trace))),
+    "",
+  ].join("\n");
+}
+
+/** The message the worker published when A chatted. */
+export function chatPayload(trace: Trace): Buffer {
+  const chat = trace.steps.find((step) => step.title === "A chats")?.commands.find((command) => decodedMessage(command.args)?.format === "msgpack");
+  if (!chat) throw new Error('no MessagePack PUBLISH in the step "A chats"');
+  return argumentBytes(chat.args)[2]!;
+}
+
+export interface ByteRow {
+  bytes: string;
+  element: string;
+  value: string;
+  meaning: string;
+}
+
+/** What each part of an adapter message is for, by its place in the message. */
+const MEANINGS: Record<string, string> = {
+  "array header": "fixarray (0x90 + count): [uid, packet, options]",
+  uid: "fixstr (0xa0 + length): the sender's id; a worker drops messages carrying its own",
+  "packet: map header": "fixmap (0x80 + count): the Socket.IO packet",
+  "packet key": "fixstr: a key of the map",
+  "packet.type": "2 = EVENT in the Socket.IO protocol",
+  "packet.data": "fixarray: event name, then the arguments",
+  "packet.nsp": "the namespace",
+  "options: map header": "fixmap: who gets the packet",
+  "options key": "fixstr: a key of the map",
+  "options.rooms": "fixarray: only sockets in these rooms (empty: everyone)",
+  "options.except": "fixarray: never these sockets (here: the sender)",
+  "options.flags": "fixmap: volatile, compress, local... (none here)",
+};
+
+/** A byte table as Markdown. */
+export function renderByteTable(rows: ByteRow[]): string {
+  return [
+    "| bytes | part | value | meaning |",
+    "| --- | --- | --- | --- |",
+    ...rows.map((row) => `| \`${row.bytes}\` | ${row.element} | \`${row.value}\` | ${row.meaning} |`),
+  ].join("\n");
+}
+
+/**
+ * One row per MessagePack element of a payload, derived with notepack.io: the top-level array's
+ * header, then each element re-encoded on its own (each map key and value separately). The rows
+ * must add up to the exact payload, or this throws.
+ */
+export function byteTable(payload: Buffer): ByteRow[] {
+  const value = decode(payload) as unknown[];
+  if (!Array.isArray(value)) throw new Error("the payload is not a MessagePack array");
+  const hex = (bytes: Buffer) => [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
+  const rows: ByteRow[] = [];
+  const parts: Buffer[] = [];
+  const add = (bytes: Buffer, element: string, shown: string) => {
+    parts.push(bytes);
+    rows.push({ bytes: hex(bytes), element, value: shown, meaning: MEANINGS[element] ?? "" });
+  };
+  /** The header notepack writes for an array or map of `count` elements: 1 byte under 16, else 3. */
+  const headerOf = (count: number, kind: "array" | "map") => {
+    const sample = kind === "array" ? new Array(count).fill(0) : Object.fromEntries(Array.from({ length: count }, (_, i) => [i, 0]));
+    return Buffer.from(encode(sample)).subarray(0, count < 16 ? 1 : 3);
+  };
+  const labels = ["uid", "packet", "options"];
+  add(headerOf(value.length, "array"), "array header", `${value.length} elements: ${labels.slice(0, value.length).join(", ")}`);
+  value.forEach((element, index) => {
+    const label = labels[index] ?? `element ${index}`;
+    if (element && typeof element === "object" && !Array.isArray(element)) {
+      const entries = Object.entries(element);
+      add(headerOf(entries.length, "map"), `${label}: map header`, `${entries.length} entries`);
+      for (const [key, entry] of entries) {
+        add(Buffer.from(encode(key)), `${label} key`, JSON.stringify(key));
+        add(Buffer.from(encode(entry)), `${label}.${key}`, JSON.stringify(entry));
+      }
+    } else {
+      add(Buffer.from(encode(element)), label, JSON.stringify(element));
+    }
+  });
+  if (!Buffer.concat(parts).equals(payload)) throw new Error("the rows do not add up to the payload");
+  return rows;
+}

@@ -1,0 +1,199 @@
+/**
+ * docs/ is the thing under test here: every ```trace block in docs/*.md must match a live capture
+ * of the same step (dev/capture.ts), and the example of docs/any-language.md must deliver.
+ *
+ * What is compared, per step: each connection's commands in order (connections sorted, since the
+ * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
+ * and timestamps are replaced by placeholders; `#` comment lines are not compared.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import {
+  argumentBytes,
+  byteTable,
+  connectionNames,
+  decodedMessage,
+  renderByteTable,
+  renderStep,
+  STEP_TITLES,
+  type Trace,
+  captureTrace,
+} from "../dev/capture.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
+import { ROOT, run, type Script, sleep, stopAll } from "./harness.ts";
+
+const DOCS = `${ROOT}docs/`;
+const QUIET_MS = 1000;
+
+interface Block {
+  file: string;
+  title: string;
+  commands: { connection: string; args: string; shownMessage?: string }[];
+}
+
+describe("the traces in docs/ match a live capture", () => {
+  let trace: Trace;
+  let live: Map<string, Block>;
+  const documented = readdirSync(DOCS)
+    .filter((file) => file.endsWith(".md"))
+    .flatMap((file) => traceBlocks(file, readFileSync(DOCS + file, "utf8")));
+
+  before(async () => {
+    trace = await captureTrace("classic");
+    const names = connectionNames(trace);
+    live = new Map(trace.steps.map((step) => [step.title, traceBlocks("live", renderStep(step, names))[0]!]));
+  });
+
+  test("docs/traces.md shows every step of the scenario", () => {
+    const shown = documented.filter((block) => block.file === "traces.md").map((block) => block.title);
+    assert.deepEqual([...new Set(shown)].sort(), [...STEP_TITLES].sort());
+  });
+
+  test("each trace block names a step of the scenario", () => {
+    for (const block of documented) assert.ok((STEP_TITLES as readonly string[]).includes(block.title), `${block.file}: unknown step "${block.title}"`);
+  });
+
+  test("each decoded message in docs/ is the decoding of the line above it", () => {
+    for (const block of documented) {
+      for (const command of block.commands.filter((command) => command.shownMessage !== undefined)) {
+        assert.equal(command.shownMessage, JSON.stringify(decodedMessage(command.args)?.value), `${block.file}, ${block.title}`);
+      }
+    }
+  });
+
+  test("channels, commands and message shapes in docs/ are what Redis sees today", () => {
+    for (const file of new Set(documented.map((block) => block.file))) {
+      const blocks = documented.filter((block) => block.file === file);
+      const expected = blocks.map((block) => live.get(block.title)!);
+      assert.deepEqual(normalised(blocks), normalised(expected), `docs/${file} no longer matches a live capture`);
+    }
+  });
+
+  test("the byte table in docs/traces.md is derived from the payload shown above it", () => {
+    const text = readFileSync(`${DOCS}traces.md`, "utf8");
+    const chat = documented.find((block) => block.file === "traces.md" && block.title === "A chats")!;
+    const payload = argumentBytes(chat.commands.find((command) => decodedMessage(command.args)?.format === "msgpack")!.args)[2]!;
+    assert.ok(text.includes(renderByteTable(byteTable(payload))), "docs/traces.md lacks the byte table of its own chat message");
+  });
+});
+
+describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO library", () => {
+  let redis: RunningRedis;
+  let server: Script;
+  let a: Script;
+  let b: Script;
+  /** Everyone but A: B, and two more so that one of them shares A's worker. */
+  let others: Script[];
+  let idA: string;
+  let env: Record<string, string>;
+  const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}any-language.md`, "utf8"));
+
+  before(async () => {
+    redis = await startPrivateRedis();
+    const port = await freePort();
+    env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}` };
+    server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
+    await server.waitFor("listening on port", 30_000);
+    a = run("client.ts", ["A"], env);
+    idA = (await a.waitFor(/^connected, id: (\S+)$/))[1]!;
+    b = run("client.ts", ["B"], env);
+    others = [b, run("client.ts", ["C"], env), run("client.ts", ["D"], env)];
+    const ids = await Promise.all(others.map(async (client) => (await client.waitFor(/^connected, id: (\S+)$/))[1]!));
+    const workers = await Promise.all([idA, ...ids].map(async (id) => (await server.waitFor(`connected, id: ${id}`))[0].split(",")[0]));
+    assert.ok(workers.slice(1).includes(workers[0]!), `no other client shares A's worker: ${workers}`);
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  /** Runs the doc's definition block, then one of its usage blocks, as a reader would paste them. */
+  const paste = (use: string) => {
+    const result = spawnSync("bash", ["-euc", `${definition}\n${use}`], { env: { ...process.env, ...env, SOCKET_ID: idA }, encoding: "utf8", timeout: 15_000 });
+    assert.equal(result.status, 0, `the example failed: ${result.stderr}`);
+    return result.stdout.trim();
+  };
+
+  test("the page has a definition and two uses", () => {
+    assert.match(definition ?? "", /EVAL/);
+    assert.equal(uses.length, 2);
+  });
+
+  test("without a socket id, every client gets the message", async () => {
+    assert.equal(paste(uses[0]!), "2", "PUBLISH should reach both workers' subscriptions");
+    for (const client of [a, ...others]) await client.waitFor(/^message from redis-cli$/);
+  });
+
+  test("with A's id, A gets it and no one else, on either worker", async () => {
+    const from = others.map((client) => client.stdout.length);
+    paste(uses[1]!);
+    await a.waitFor(/^Hi A, from redis-cli$/);
+    await sleep(QUIET_MS);
+    assert.deepEqual(others.map((client, i) => client.stdout.slice(from[i])), [[], [], []]);
+    assert.ok(!server.stdout.some((line) => line.includes("redis-cli")), "the server's chat message handler ran");
+  });
+});
+
+/** The ```trace blocks of a Markdown text. */
+function traceBlocks(file: string, markdown: string): Block[] {
+  return [...markdown.matchAll(/^```trace\n([\s\S]*?)^```$/gm)].map((match) => {
+    const [titleLine = "", ...lines] = match[1]!.trimEnd().split("\n");
+    const title = titleLine.replace(/^# /, "");
+    const commands: Block["commands"] = [];
+    for (const line of lines) {
+      const shown = /^\s+msgpack: (.*)$/.exec(line);
+      if (shown) commands.at(-1)!.shownMessage = shown[1]!;
+      else if (!line.startsWith("#")) {
+        const [, connection, args] = /^(\S+)\s+(.*)$/.exec(line) ?? [];
+        assert.ok(connection && args, `${file}, ${title}: cannot read "${line}"`);
+        commands.push({ connection, args });
+      }
+    }
+    return { file, title, commands };
+  });
+}
+
+/** The ```sh blocks of a Markdown text. */
+function shellBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((match) => match[1]!);
+}
+
+/**
+ * Blocks in a form that a live run and a doc share: per step, one entry per connection (its role
+ * and its commands, messages decoded), sorted; ids replaced in order of appearance.
+ */
+function normalised(blocks: Block[]): string[][] {
+  const uids = new Set<string>();
+  const steps = blocks.map((block) => {
+    const byConnection = new Map<string, string[]>();
+    for (const { connection, args } of block.commands) {
+      if (/^"CLIENT" "SETINFO"/i.test(args)) continue; // sent by node-redis, shown only by Redis >= 7.2
+      const parts = argumentBytes(args).map((arg) => JSON.stringify(arg.toString("latin1")));
+      const message = decodedMessage(args);
+      if (message) parts[2] = `${message.format} ${JSON.stringify(message.value)}`;
+      const value = message?.value as { uid?: string } | unknown[] | undefined;
+      const uid = Array.isArray(value) ? value[0] : value?.uid;
+      if (typeof uid === "string" && uid !== "emitter") uids.add(uid);
+      for (const [, id] of args.matchAll(/"socket\.io-response#\/#([^#"]+)#"/g)) uids.add(id!);
+      const role = connection.replace(/-\d+$/, "");
+      byConnection.set(connection, [...(byConnection.get(connection) ?? [role]), parts.join(" ")]);
+    }
+    return [...byConnection.values()].map((lines) => lines.join("\n  "));
+  });
+  const socketIds = new Map<string, string>();
+  return steps.map((entries) =>
+    entries
+      .map((entry) => {
+        let text = entry.replace(/(?<![\w-])[\w-]{20}(?![\w-])/g, (id) => {
+          if (!socketIds.has(id)) socketIds.set(id, `<socket ${socketIds.size + 1}>`);
+          return socketIds.get(id)!;
+        });
+        for (const uid of uids) text = text.replace(new RegExp(`(?<![\\w-])${uid.replace(/[-]/g, "\\-")}(?![\\w-])`, "g"), "<uid>");
+        return text;
+      })
+      .sort(),
+  );
+}
