@@ -1,0 +1,116 @@
+/**
+ * sticky-handoff.ts: makes @socket.io/sticky's handoff of a connection from the primary to a
+ * worker safe. index.ts calls guardStickyHandoffs() in the primary, before forking, and
+ * answerHandoffBarriers() in each worker. docs/runtimes.md tells the whole story, with figures.
+ *
+ * 1. Every runtime: the primary stops reading a socket before it is sent to a worker.
+ *    Sticky reads the first chunk of a connection in the primary, then passes the socket to a
+ *    worker without stopping reads. Until the worker acknowledges the handle (a few ms), both
+ *    processes poll the same file descriptor, and whatever the primary reads in that window is
+ *    lost: a client whose Socket.IO connect frame ("40") is lost waits forever after the
+ *    Engine.IO handshake. Node documents the hazard and suggests readStop() in nodejs/node#8353.
+ *    This relies on Node internals (socket._handle, socket._read); Bun and Deno imitate them.
+ *    test/sticky-handoff.test.ts checks they still exist and still work.
+ *
+ * 2. Deno only: a barrier before a socket that follows socket-less messages to the same worker.
+ *    Deno 2 attaches a received socket to the wrong message when one read of the IPC pipe
+ *    returns an earlier socket-less message together with the socket's message (sticky forwards
+ *    long-polling request bodies without a socket). The socket is lost and that worker gets
+ *    nothing more. Waiting until the worker has echoed a barrier means it has read everything
+ *    sent before the socket. test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
+ */
+import cluster, { type Worker } from "node:cluster";
+import type { Socket } from "node:net";
+
+/** Deno's IPC bug is the only reason for barriers; other runtimes skip the round trip. */
+const NEEDS_BARRIERS = "Deno" in globalThis;
+/** A worker too busy to echo within this time gets the socket anyway (as without barriers). */
+const BARRIER_TIMEOUT_MS = 2000;
+const BARRIER = "sticky-handoff:barrier";
+
+type Callback = (error: Error | null) => void;
+interface Send {
+  message: { type?: unknown };
+  handle: Socket | undefined;
+  callback: Callback | undefined;
+}
+
+/** In the primary, before any fork: guards the sends to every worker, replacements included. */
+export function guardStickyHandoffs(): void {
+  if (NEEDS_BARRIERS) {
+    console.log("Deno: each socket handed to a worker waits for a barrier (Deno IPC bug, see docs/runtimes.md)");
+  }
+  cluster.on("fork", guardWorker);
+}
+
+/** In each worker: echoes the primary's barriers, so that the primary knows all before is read. */
+export function answerHandoffBarriers(): void {
+  process.on("message", (message: { type?: unknown }) => {
+    if (message?.type === BARRIER) process.send!(message);
+  });
+}
+
+function guardWorker(worker: Worker): void {
+  const send = worker.send.bind(worker) as (message: unknown, handle?: unknown, callback?: Callback) => boolean;
+  const queue: Send[] = [];
+  let socketlessSent = false; // since the last barrier or socket
+  let barrier: { id: number; timer: NodeJS.Timeout } | undefined;
+  let barriers = 0;
+
+  // Sticky calls send(message, callback?) and send(message, socket, callback?).
+  worker.send = ((message: Send["message"], handleOrCallback?: Socket | Callback, callback?: Callback) => {
+    const handle = typeof handleOrCallback === "function" ? undefined : handleOrCallback;
+    if (typeof handleOrCallback === "function") callback = handleOrCallback;
+    if (handle && message.type === "sticky:connection") stopReading(handle);
+    if (!NEEDS_BARRIERS) return send(message, handle, callback);
+    queue.push({ message, handle, callback });
+    flush();
+    return true;
+  }) as Worker["send"];
+
+  function flush() {
+    while (queue.length > 0 && !barrier) {
+      if (queue[0]!.handle && socketlessSent) {
+        const id = ++barriers;
+        barrier = { id, timer: setTimeout(() => passBarrier(id), BARRIER_TIMEOUT_MS) };
+        send({ type: BARRIER, id });
+        return;
+      }
+      const { message, handle, callback } = queue.shift()!;
+      send(message, handle, callback);
+      socketlessSent = !handle;
+    }
+  }
+
+  function passBarrier(id: number) {
+    if (barrier?.id !== id) return;
+    clearTimeout(barrier.timer);
+    barrier = undefined;
+    socketlessSent = false;
+    flush();
+  }
+
+  worker.on("message", (message: { type?: unknown; id?: number }) => {
+    if (message?.type === BARRIER && typeof message.id === "number") passBarrier(message.id);
+  });
+  // A worker that died cannot echo: fail what waits, as a send to a dead worker would.
+  worker.on("exit", () => {
+    if (barrier) clearTimeout(barrier.timer);
+    for (const { handle, callback } of queue.splice(0)) {
+      handle?.destroy();
+      callback?.(new Error(`worker ${worker.id} exited`));
+    }
+  });
+}
+
+/**
+ * Stops the primary from reading a socket it is about to hand over. pause() alone is not enough:
+ * it stops "data" events, not reads. readStop() stops reads, but the stream machinery may call
+ * _read() (and restart reads) while the socket waits in the IPC queue, hence the no-op _read.
+ */
+function stopReading(socket: Socket): void {
+  socket.pause();
+  const internals = socket as Socket & { _handle?: { readStop?: () => unknown }; _read: (size: number) => void };
+  internals._handle?.readStop?.();
+  internals._read = () => {};
+}
