@@ -42,8 +42,10 @@ interface Counts {
   connected: number;
   /** Engine.IO handshake done, no Socket.IO connect acknowledgement. */
   hung: number;
-  /** Not even the handshake (connect_error or nothing). */
+  /** Refused: connect_error, before or after the handshake. */
   failed: number;
+  /** The connect_error messages and the hung clients' Engine.IO states, with their counts. */
+  errors: Record<string, number>;
   /** Milliseconds from creation to "connect", one per connected client. */
   latencies: number[];
 }
@@ -74,7 +76,7 @@ async function main() {
   const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" }, SERVER);
   // fork() reuses this process's loader (tsx) and passes the options on.
   const children = Array.from({ length: PROCESSES }, () => fork(fileURLToPath(import.meta.url), process.argv.slice(2)));
-  const results: (Counts & { allMs: number })[] = [];
+  const results: (Omit<Counts, "errors"> & { errors: string[] })[] = [];
   try {
     await server.waitFor("listening on port", 30_000);
     console.log(
@@ -82,7 +84,6 @@ async function main() {
         `transports: ${options.transports}, timeout ${TIMEOUT_MS} ms`,
     );
     for (let i = 1; i <= TRIALS; i++) {
-      const started = Date.now();
       const counts = await Promise.all(
         children.map(async (child, c) => {
           const share = Math.floor(CLIENTS / PROCESSES) + (c < CLIENTS % PROCESSES ? 1 : 0);
@@ -95,13 +96,14 @@ async function main() {
         connected: total(counts, (c) => c.connected),
         hung: total(counts, (c) => c.hung),
         failed: total(counts, (c) => c.failed),
+        errors: counts.flatMap((c) => Object.entries(c.errors)).map(([message, n]) => `${n} x ${message}`),
         latencies: counts.flatMap((c) => c.latencies),
-        allMs: Date.now() - started,
       };
       results.push(trial);
       console.log(
         `trial ${String(i).padStart(2)}: connected ${trial.connected}, hung ${trial.hung}, failed ${trial.failed}; ` +
-          `p50 ${percentile(trial.latencies, 0.5)} ms, p99 ${percentile(trial.latencies, 0.99)} ms`,
+          `p50 ${percentile(trial.latencies, 0.5)} ms, p99 ${percentile(trial.latencies, 0.99)} ms` +
+          (trial.errors.length > 0 ? `; ${trial.errors.join(", ")}` : ""),
       );
       await sleep(1000); // let the disconnections settle before the next storm
     }
@@ -126,22 +128,32 @@ async function main() {
 async function storm({ url, clients }: Order): Promise<Counts> {
   const sockets: Socket[] = [];
   const opened = new Set<Socket>();
+  const refused = new Set<Socket>();
+  const errors: Record<string, number> = {};
   const latencies: number[] = [];
-  let errors = 0;
   for (let i = 0; i < clients; i++) {
     const created = Date.now();
     const socket = connect(url, { forceNew: true, reconnection: false, transports: TRANSPORTS, timeout: TIMEOUT_MS });
     socket.io.once("open", () => opened.add(socket));
     socket.once("connect", () => latencies.push(Date.now() - created));
-    socket.once("connect_error", () => errors++);
+    socket.once("connect_error", (err) => {
+      refused.add(socket);
+      errors[err.message] = (errors[err.message] ?? 0) + 1;
+    });
     sockets.push(socket);
   }
   const deadline = Date.now() + TIMEOUT_MS;
-  while (latencies.length + errors < clients && Date.now() < deadline) await sleep(50);
+  while (latencies.length + refused.size < clients && Date.now() < deadline) await sleep(50);
   const connected = sockets.filter((socket) => socket.connected).length;
-  const hung = sockets.filter((socket) => opened.has(socket) && !socket.connected).length;
+  const hungSockets = sockets.filter((socket) => opened.has(socket) && !socket.connected && !refused.has(socket));
+  // Whether the Engine.IO session is still open tells a lost packet from a dropped transport.
+  for (const socket of hungSockets) {
+    const state = `hung, Engine.IO ${socket.io.engine?.readyState ?? "gone"} over ${socket.io.engine?.transport?.name}`;
+    errors[state] = (errors[state] ?? 0) + 1;
+  }
+  const hung = hungSockets.length;
   for (const socket of sockets) socket.disconnect();
-  return { connected, hung, failed: clients - connected - hung, latencies };
+  return { connected, hung, failed: clients - connected - hung, errors, latencies };
 }
 
 function total<T>(items: T[], pick: (item: T) => number): number {
