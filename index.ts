@@ -59,7 +59,7 @@ if (cluster.isPrimary) {
           console.log(`listening on port ${PORT} with ${WORKERS} workers, Redis at ${redactUrl(REDIS_URL)}`);
         });
       }
-    } else if (report.type === "redis-unreachable" && !listening) {
+    } else if (report.type === "redis-unreachable" && !listening && !stopping) {
       // Nothing can work without Redis: say so once and stop, rather than restart workers forever.
       console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${report.reason}`);
       stop(1);
