@@ -8,16 +8,18 @@
  *    worker without stopping reads. Until the worker acknowledges the handle (a few ms), both
  *    processes poll the same file descriptor, and whatever the primary reads in that window is
  *    lost: a client whose Socket.IO connect frame ("40") is lost waits forever after the
- *    Engine.IO handshake. Node documents the hazard and suggests readStop() in nodejs/node#8353.
- *    This relies on Node internals (socket._handle, socket._read); Bun and Deno imitate them.
- *    test/sticky-handoff.test.ts checks they still exist and still work.
+ *    Engine.IO handshake. Node's docs warn that data the parent has read is not passed on, and
+ *    nodejs/node#8353 suggests the undocumented socket._handle.readStop().
+ *    This relies on Node internals (socket._handle, socket._read), which Deno imitates; Bun has
+ *    no such window. test/sticky-handoff.test.ts checks that it still works on each runtime.
  *
  * 2. Deno only: a barrier before a socket that follows socket-less messages to the same worker.
- *    Deno 2 attaches a received socket to the wrong message when one read of the IPC pipe
+ *    Deno 2.9 attaches a received socket to the wrong message when one read of the IPC pipe
  *    returns an earlier socket-less message together with the socket's message (sticky forwards
  *    long-polling request bodies without a socket). The socket is lost and that worker gets
- *    nothing more. Waiting until the worker has echoed a barrier means it has read everything
- *    sent before the socket. test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
+ *    nothing more (a socket message without its socket is never acknowledged; denoland/deno#35968).
+ *    Waiting until the worker has echoed a barrier means it has read everything sent before the
+ *    socket. test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Socket } from "node:net";
@@ -33,7 +35,7 @@ const BARRIER_TIMEOUT_MS = 10_000;
 const BARRIER = "sticky-handoff:barrier";
 
 type Callback = (error: Error | null) => void;
-interface Send {
+interface QueuedSend {
   message: { type?: unknown };
   handle: Socket | undefined;
   callback: Callback | undefined;
@@ -56,13 +58,13 @@ export function answerHandoffBarriers(): void {
 
 function guardWorker(worker: Worker): void {
   const send = worker.send.bind(worker) as (message: unknown, handle?: unknown, callback?: Callback) => boolean;
-  const queue: Send[] = [];
+  const queue: QueuedSend[] = [];
   let socketlessSent = false; // since the last barrier or socket
   let barrier: { id: number; timer: NodeJS.Timeout } | undefined;
   let barriers = 0;
 
   // Sticky calls send(message, callback?) and send(message, socket, callback?).
-  worker.send = ((message: Send["message"], handleOrCallback?: Socket | Callback, callback?: Callback) => {
+  worker.send = ((message: QueuedSend["message"], handleOrCallback?: Socket | Callback, callback?: Callback) => {
     const handle = typeof handleOrCallback === "function" ? undefined : handleOrCallback;
     if (typeof handleOrCallback === "function") callback = handleOrCallback;
     if (handle && message.type === "sticky:connection") stopReading(handle);
