@@ -14,6 +14,7 @@
  */
 import { fork } from "node:child_process";
 import { once } from "node:events";
+import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { io as connect, type Socket } from "socket.io-client";
@@ -102,11 +103,14 @@ async function main() {
       results.push(trial);
       console.log(
         `trial ${String(i).padStart(2)}: connected ${trial.connected}, hung ${trial.hung}, failed ${trial.failed}; ` +
-          `p50 ${percentile(trial.latencies, 0.5)} ms, p99 ${percentile(trial.latencies, 0.99)} ms` +
+          `p50 ${percentile(trial.latencies, 0.5)} ms, p99 ${percentile(trial.latencies, 0.99)} ms, ` +
+          `load ${loadavg()[0]!.toFixed(1)}` + // the machine may be busy with more than this
           (trial.errors.length > 0 ? `; ${trial.errors.join(", ")}` : ""),
       );
       await sleep(1000); // let the disconnections settle before the next storm
     }
+    // A server that complained (a barrier timeout, a dead worker) says more than the counts.
+    if (server.stderr.some((line) => line !== "")) console.log(`server stderr:\n${server.stderr.join("\n")}`);
   } finally {
     for (const child of children) child.kill();
     await stopAll();
