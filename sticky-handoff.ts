@@ -11,7 +11,8 @@
  *    Engine.IO handshake. Node's docs warn that data the parent has read is not passed on, and
  *    nodejs/node#8353 suggests the undocumented socket._handle.readStop().
  *    This relies on Node internals (socket._handle, socket._read), which Deno imitates; Bun has
- *    no such window. test/sticky-handoff.test.ts checks that it still works on each runtime.
+ *    no such window (its sockets lack _handle.readStop). test/sticky-handoff.test.ts checks that
+ *    it still works on each runtime.
  *
  * 2. Deno only: a barrier before a socket that follows socket-less messages to the same worker.
  *    Deno 2.9 attaches a received socket to the wrong message when one read of the IPC pipe
@@ -58,8 +59,10 @@ export function answerHandoffBarriers(): void {
 
 function guardWorker(worker: Worker): void {
   const send = worker.send.bind(worker) as (message: unknown, handle?: unknown, callback?: Callback) => boolean;
-  const queue: QueuedSend[] = [];
-  let socketlessSent = false; // since the last barrier or socket
+  // While a barrier waits, sends wait too: sockets in one queue, the rest in another.
+  const heldSockets: QueuedSend[] = [];
+  const heldOthers: QueuedSend[] = [];
+  let socketlessSent = false; // since the last barrier was echoed
   let barrier: { id: number; timer: NodeJS.Timeout } | undefined;
   let barriers = 0;
 
@@ -69,35 +72,39 @@ function guardWorker(worker: Worker): void {
     if (typeof handleOrCallback === "function") callback = handleOrCallback;
     if (handle && message.type === "sticky:connection") stopReading(handle);
     if (!NEEDS_BARRIERS) return send(message, handle, callback);
-    queue.push({ message, handle, callback });
-    flush();
+    if (barrier) {
+      (handle ? heldSockets : heldOthers).push({ message, handle, callback });
+    } else if (handle && socketlessSent) {
+      heldSockets.push({ message, handle, callback });
+      raiseBarrier();
+    } else {
+      send(message, handle, callback);
+      socketlessSent ||= !handle;
+    }
     return true;
   }) as Worker["send"];
 
-  function flush() {
-    while (queue.length > 0 && !barrier) {
-      if (queue[0]!.handle && socketlessSent) {
-        const id = ++barriers;
-        const timer = setTimeout(() => {
-          console.error(`worker: ${worker.id} did not echo a handoff barrier within ${BARRIER_TIMEOUT_MS} ms, sending anyway`);
-          passBarrier(id);
-        }, BARRIER_TIMEOUT_MS);
-        barrier = { id, timer };
-        send({ type: BARRIER, id });
-        return;
-      }
-      const { message, handle, callback } = queue.shift()!;
-      send(message, handle, callback);
-      socketlessSent = !handle;
-    }
+  function raiseBarrier() {
+    const id = ++barriers;
+    const timer = setTimeout(() => {
+      console.error(`worker: ${worker.id} did not echo a handoff barrier within ${BARRIER_TIMEOUT_MS} ms, sending anyway`);
+      passBarrier(id);
+    }, BARRIER_TIMEOUT_MS);
+    barrier = { id, timer };
+    send({ type: BARRIER, id });
   }
 
+  // The worker has read all that came before: the sockets held go first, each alone in the pipe
+  // (the runtime holds later messages until the worker acknowledges a socket). Messages of
+  // different connections need no order between them; each queue keeps its own.
   function passBarrier(id: number) {
     if (barrier?.id !== id) return;
     clearTimeout(barrier.timer);
     barrier = undefined;
-    socketlessSent = false;
-    flush();
+    for (const { message, handle, callback } of heldSockets.splice(0)) send(message, handle, callback);
+    const others = heldOthers.splice(0);
+    for (const { message, handle, callback } of others) send(message, handle, callback);
+    socketlessSent = others.length > 0;
   }
 
   worker.on("message", (message: { type?: unknown; id?: number }) => {
@@ -106,7 +113,7 @@ function guardWorker(worker: Worker): void {
   // A worker that died cannot echo: fail what waits, as a send to a dead worker would.
   worker.on("exit", () => {
     if (barrier) clearTimeout(barrier.timer);
-    for (const { handle, callback } of queue.splice(0)) {
+    for (const { handle, callback } of [...heldSockets.splice(0), ...heldOthers.splice(0)]) {
       handle?.destroy();
       callback?.(new Error(`worker ${worker.id} exited`));
     }

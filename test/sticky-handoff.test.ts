@@ -1,7 +1,9 @@
 /**
- * sticky-handoff.ts on each runtime: the primary no longer reads a socket it hands to a worker,
- * and the Deno IPC bug behind the barrier is still there (when that test fails, Deno has fixed
- * it: check the version and drop the barrier). Both rest on runtime internals, hence the tests.
+ * sticky-handoff.ts on each runtime: the primary no longer reads a socket it hands to a worker
+ * (test/handoff-race.ts), every socket reaches its worker after socket-less messages
+ * (test/handoff-barrier.ts), and the Deno IPC bug behind the barrier is still there
+ * (test/deno-ipc-repro.ts; when those tests fail, Deno has fixed it: drop the barrier for that
+ * version). The guard rests on runtime internals, hence the tests.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -23,6 +25,20 @@ for (const runtime of RUNTIMES) {
         const race = await runToEnd("test/handoff-race.ts", ["unguarded"], {}, runtime);
         assert.equal(race.code, 0, race.stderr.join("\n"));
         assert.ok(race.stdout.includes(`echo: ${JSON.stringify("first\n")}`), race.stdout.join("\n"));
+      });
+    }
+
+    test("guarded: every socket sent after socket-less messages reaches the busy worker", async () => {
+      const barrier = await runToEnd("test/handoff-barrier.ts", ["guarded"], {}, runtime);
+      assert.equal(barrier.code, 0, barrier.stdout.join("\n") + barrier.stderr.join("\n"));
+      assert.ok(barrier.stdout.includes("sockets received: 10/10"), barrier.stdout.join("\n"));
+    });
+
+    if (runtime === "deno") {
+      test("unguarded: Deno loses them (why the barrier exists)", async () => {
+        const barrier = await runToEnd("test/handoff-barrier.ts", ["unguarded"], {}, runtime);
+        assert.equal(barrier.code, 1, barrier.stdout.join("\n"));
+        assert.match(barrier.stdout.join("\n"), /sockets received: [0-9]\/10/);
       });
     }
 
