@@ -20,7 +20,8 @@
  *    long-polling request bodies without a socket). The socket is lost and that worker gets
  *    nothing more (a socket message without its socket is never acknowledged; denoland/deno#35968).
  *    Waiting until the worker has echoed a barrier means it has read everything sent before the
- *    socket. test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
+ *    socket; one barrier serves every socket that queued while it waited.
+ *    test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Socket } from "node:net";

@@ -2,9 +2,9 @@
  * test/handoff-race.ts: the read race of a socket handoff, made certain instead of rare, for
  * sticky-handoff.test.ts. A cluster primary reads the first chunk of a connection and hands the
  * socket to its one worker the way @socket.io/sticky does, while the worker is kept busy for
- * BUSY_MS (so its acknowledgement of the socket is late, as under load). The client sends a second chunk in that
- * window; the worker echoes everything it reads. Without the guard the primary reads the second
- * chunk and it is lost; with it, the worker gets it.
+ * BUSY_MS (so its acknowledgement of the socket is late, as under load). The client sends a
+ * second chunk in that window; the worker echoes everything it reads. Without the guard the
+ * primary reads the second chunk and it is lost; with it, the worker gets it.
  *
  *   npx tsx test/handoff-race.ts guarded      (or: unguarded; also bun ..., deno run -A ...)
  *
