@@ -21,16 +21,23 @@ import { io as connect, type Socket } from "socket.io-client";
 import { freePort, startPrivateRedis } from "../dev/redis.ts";
 import { run, type Runtime, sleep, stopAll } from "./harness.ts";
 
-const { values: options } = parseArgs({
-  options: {
-    server: { type: "string", default: "node" },
-    trials: { type: "string", default: "20" },
-    clients: { type: "string", default: "1000" },
-    processes: { type: "string", default: "4" },
-    transports: { type: "string", default: "websocket" },
-    "timeout-ms": { type: "string", default: "15000" },
-  },
-});
+// A mistyped option gets one line, not a stack trace.
+const options = (() => {
+  try {
+    return parseArgs({
+      options: {
+        server: { type: "string", default: "node" },
+        trials: { type: "string", default: "20" },
+        clients: { type: "string", default: "1000" },
+        processes: { type: "string", default: "4" },
+        transports: { type: "string", default: "websocket" },
+        "timeout-ms": { type: "string", default: "15000" },
+      },
+    }).values;
+  } catch (err) {
+    fail((err as Error).message);
+  }
+})();
 const SERVER = options.server as Runtime;
 const TRIALS = Number(options.trials);
 const CLIENTS = Number(options.clients);
