@@ -20,6 +20,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { createClient } from "redis";
 import { Server } from "socket.io";
+import { answerHandoffBarriers, guardStickyHandoffs } from "./sticky-handoff.ts";
 import { type ClientToServerEvents, isChatText, redactUrl, type ServerToClientEvents } from "./shared.ts";
 
 const PORT = Number(process.env.PORT ?? 3000);
@@ -41,6 +42,8 @@ if (cluster.isPrimary) {
   // sticky only uses the "connection" event, which both kinds of server emit.
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
+  // Sticky hands sockets to workers without stopping reads in the primary (sticky-handoff.ts).
+  guardStickyHandoffs();
   server.on("error", (err) => fail(`cannot listen on port ${PORT}: ${err.message}`));
 
   let listening = false;
@@ -56,7 +59,7 @@ if (cluster.isPrimary) {
           console.log(`listening on port ${PORT} with ${WORKERS} workers, Redis at ${redactUrl(REDIS_URL)}`);
         });
       }
-    } else if (report.type === "redis-unreachable" && !listening) {
+    } else if (report.type === "redis-unreachable" && !listening && !stopping) {
       // Nothing can work without Redis: say so once and stop, rather than restart workers forever.
       console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${report.reason}`);
       stop(1);
@@ -136,6 +139,7 @@ if (cluster.isPrimary) {
     adapter: createAdapter(pubClient, subClient),
   });
   setupWorker(io);
+  answerHandoffBarriers();
 
   io.on("connection", (socket) => {
     console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
