@@ -4,6 +4,7 @@
  *
  *   npx tsx emitter.ts                         everyone gets "message from outside"
  *   npx tsx emitter.ts <socket id>             only that socket gets "Hi guys from Emitter"
+ *   npx tsx emitter.ts -- <socket id>          the same, for an id that starts with "-"
  *   npx tsx emitter.ts --room lobby --message "hi lobby"
  *   npx tsx emitter.ts --server-side           every worker logs it and relays it to its clients
  *   npx tsx emitter.ts --room lobby --disconnect
@@ -32,6 +33,7 @@ const USAGE = `usage: emitter.ts [socket id] [options]
   --leave ROOM    make the targeted sockets leave ROOM, on every worker
   --disconnect    disconnect the targeted sockets, on every worker
   --help          this text
+A socket id may start with "-": write --room=ID, --except=ID, or -- ID for the bare form.
 Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;
 
 // Events the Socket.IO client keeps for itself: a socket cannot receive them as messages.

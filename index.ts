@@ -147,6 +147,8 @@ if (cluster.isPrimary) {
     await new Promise(() => {});
   }
 
+  // Only the streams adapter keeps what was sent, so only it can replay what a client missed.
+  const recoversState = ADAPTER === "streams";
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: {
       classic: () => createAdapter(pubClient, subClient),
@@ -154,8 +156,7 @@ if (cluster.isPrimary) {
       // It reads the stream and listens with connections of its own, duplicated from pubClient.
       streams: () => createStreamsAdapter(pubClient),
     }[ADAPTER](),
-    // Only the streams adapter keeps what was sent, so only it can replay what a client missed.
-    connectionStateRecovery: ADAPTER === "streams" ? { maxDisconnectionDuration: 2 * 60_000 } : undefined,
+    connectionStateRecovery: recoversState ? { maxDisconnectionDuration: 2 * 60_000 } : undefined,
   });
   setupWorker(io);
 
@@ -207,7 +208,18 @@ if (cluster.isPrimary) {
         return;
       }
       console.log(`worker: ${workerId}, server-side chat message on ${nsp.name}: ${text}`);
-      nsp.local.emit("chat message", text);
+      if (!recoversState) {
+        nsp.local.emit("chat message", text);
+        return;
+      }
+      // With connection state recovery a client keeps the last string argument of each event as its
+      // offset in the stream (socket.io-client's _lastOffset); a local emit carries no offset, so the
+      // text would become the offset and the next recovery would fail (upstream socket.io#5539, the
+      // same trap with volatile emits). Sent through the adapter instead, to this worker's own
+      // sockets by id, the relay gets a real offset. No local socket: nothing to send (an empty
+      // list would mean everyone).
+      const ownSockets = [...nsp.sockets.keys()];
+      if (ownSockets.length > 0) nsp.to(ownSockets).emit("chat message", text);
     });
   }
 

@@ -98,7 +98,7 @@ for (const adapter of ADAPTERS) {
     });
 
     test("a socket id: that socket only (C tried to join x1's id room and was refused)", async () => {
-      const got = await emitAndSettle([x1.id], "Hi guys from Emitter");
+      const got = await emitAndSettle(["--", x1.id], "Hi guys from Emitter"); // "--": an id may start with "-"
       assert.deepEqual(got, { x1: ["Hi guys from Emitter"], y1: [], x2: [], y2: [], lounge: [], c: [] });
     });
 
@@ -108,12 +108,12 @@ for (const adapter of ADAPTERS) {
     });
 
     test("--room twice: either room, once each", async () => {
-      const got = await emitAndSettle(["--room", "lobby", "--room", "other", "--room", x1.id, "--message", "two rooms"], "two rooms");
+      const got = await emitAndSettle(["--room", "lobby", "--room", "other", `--room=${x1.id}`, "--message", "two rooms"], "two rooms");
       assert.deepEqual(got, { x1: ["two rooms"], y1: ["two rooms"], x2: ["two rooms"], y2: [], lounge: [], c: ["two rooms"] });
     });
 
     test("--except: the room but not the excepted", async () => {
-      const got = await emitAndSettle(["--room", "lobby", "--except", x2.id, "--except", idC, "--message", "not x2"], "not x2");
+      const got = await emitAndSettle(["--room", "lobby", `--except=${x2.id}`, `--except=${idC}`, "--message", "not x2"], "not x2");
       assert.deepEqual(got, { x1: ["not x2"], y1: [], x2: [], y2: [], lounge: [], c: [] });
       const all = await emitAndSettle(["--except", "lobby", "--message", "not the lobby"], "not the lobby");
       assert.deepEqual(all, { x1: [], y1: ["not the lobby"], x2: [], y2: ["not the lobby"], lounge: [], c: [] });
@@ -147,7 +147,7 @@ for (const adapter of ADAPTERS) {
     });
 
     test("--join and --leave act on sockets of both workers", async () => {
-      await emitter(["--room", y1.id, "--room", y2.id, "--join", "vip"]);
+      await emitter([`--room=${y1.id}`, `--room=${y2.id}`, "--join", "vip"]);
       const joined = await emitAndSettle(["--room", "vip", "--message", "to vip"], "to vip");
       assert.deepEqual(joined, { x1: [], y1: ["to vip"], x2: [], y2: ["to vip"], lounge: [], c: [] });
       await emitter(["--room", "vip", "--leave", "vip"]);
@@ -160,6 +160,9 @@ for (const adapter of ADAPTERS) {
         const r = await watch(serverUrl, server, { reconnection: false });
         assert.equal(await join(r, "lobby"), null);
         await emitAndSettle(["--message", "before the drop"], "before the drop", [r]); // r now holds a stream offset
+        // A server-side relay last: it must not spoil r's offset (see index.ts).
+        await emitter(["--server-side", "--message", "relayed"]);
+        await until(() => r.received.at(-1) === "relayed");
         const id = r.id;
         const gone = new Promise((resolve) => r.socket.once("disconnect", resolve));
         r.socket.io.engine.close(); // as if the network dropped: the server sees "transport close"
@@ -171,7 +174,7 @@ for (const adapter of ADAPTERS) {
         x1.socket.emit("chat message", "X", "missed 2");
         await until(() => x2.received.includes("missed 2 from X"));
         await emitter(["--room", "lobby", "--message", "missed 3"]);
-        await emitter(["--except", id, "--message", "not for r"]);
+        await emitter([`--except=${id}`, "--message", "not for r"]);
         await emitter(["--room", "other", "--message", "not for r either"]);
         await until(() => x2.received.includes("not for r"));
 
@@ -189,7 +192,7 @@ for (const adapter of ADAPTERS) {
 
     test("--disconnect: the targeted sockets on both workers and client.ts, no one else", async () => {
       const reasons = [y1, y2].map((w) => new Promise((resolve) => w.socket.once("disconnect", resolve)));
-      await emitter(["--room", y1.id, "--room", y2.id, "--room", idC, "--disconnect"]);
+      await emitter([`--room=${y1.id}`, `--room=${y2.id}`, `--room=${idC}`, "--disconnect"]);
       assert.deepEqual(await Promise.all(reasons), ["io server disconnect", "io server disconnect"]);
       assert.equal((await c.exited).code, 0);
       assert.equal(c.stdout.at(-1), "disconnected");
