@@ -49,7 +49,6 @@ for (const adapter of chosen.length > 0 ? chosen : ADAPTERS) {
     await sleep(SETTLE_MS);
     console.log(`\n# ${title}`);
     for (const line of lines.slice(shown)) {
-      if (process.env.RAW) console.log("RAW", line.slice(0, 120));
       if (NOISE.test(line) || (!keepReads && /^"XREAD"/i.test(line))) continue;
       console.log(describe(line, names));
     }
@@ -101,7 +100,6 @@ async function traceSteps(adapter: string, port: number, env: Record<string, str
       const back = new Promise<void>((resolve) => b.once("connect", () => resolve()));
       b.connect();
       await back;
-      if (process.env.RAW) console.log("RAW recovered", b.recovered, (b as any)._pid, (b as any)._lastOffset);
     });
   }
   await step("emitter.ts --room vip --disconnect", emitter("--room", "vip", "--disconnect"));
@@ -121,14 +119,15 @@ function describe(line: string, names: Map<string, string>): string {
   let text = line;
   for (const [id, name] of names) text = text.replaceAll(id, name);
   text = text
-    .replace(/\b[0-9a-f]{16}\b|(?<=#)[0-9a-f]{6}(?=#)|(?<=uid\\?":\\?")[0-9a-f]{6}\b/g, "<uid>")
+    // Server uids: 16 hex digits (sharded, streams), 6 URL-safe characters (classic).
+    .replace(/\b[0-9a-f]{16}\b|(?<=#)[\w-]{6}(?=#)|(?<=\\x93\\xa6)[\w-]{6}/g, "<uid>")
     .replace(/sio:session:[A-Za-z0-9_-]{20}/g, "sio:session:<pid>");
   const binary = [...line.matchAll(/"((?:[^"\\]|\\.)*\\x[0-9a-f]{2}(?:[^"\\]|\\.)*)"/g)].at(-1)?.[1];
   if (!binary || line.startsWith('"SET"')) return text;
   try {
     let decoded = JSON.stringify(decode(unescape(binary)));
     for (const [id, name] of names) decoded = decoded.replaceAll(id, name);
-    return `${text}\n    = msgpack ${decoded.replace(/\b[0-9a-f]{16}\b|"[0-9a-f]{6}"/g, '"<uid>"')}`;
+    return `${text}\n    = msgpack ${decoded.replace(/\b[0-9a-f]{16}\b|^\["[\w-]{6}"/g, (uid) => (uid.startsWith("[") ? '["<uid>"' : "<uid>"))}`;
   } catch {
     return text;
   }
