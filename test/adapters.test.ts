@@ -90,6 +90,13 @@ for (const adapter of ADAPTERS) {
       assert.match((await join(y2, "r".repeat(51)))!, /at most 50 characters/);
       assert.match((await join(y2, 42 as unknown as string))!, /room name/);
       assert.match((await leave(y2, y2.id))!, /reserved/); // leaving its own id room would cut it off
+      const greedy = await watch(serverUrl, server);
+      try {
+        for (let i = 1; i <= 20; i++) assert.equal(await join(greedy, `room-${i}`), null);
+        assert.match((await join(greedy, "room-21"))!, /at most 20 rooms per client/);
+      } finally {
+        greedy.socket.disconnect();
+      }
     });
 
     test("no option: every socket of the / namespace, not /lounge", async () => {
@@ -146,13 +153,17 @@ for (const adapter of ADAPTERS) {
       assert.ok(!server.stdout.some((line) => /server-side chat message on \/: (message from outside|to the lobby)/.test(line)));
     });
 
-    test("--join and --leave act on sockets of both workers", async () => {
+    test("--join and --leave act on sockets of both workers; client.ts /leave", async () => {
       await emitter([`--room=${y1.id}`, `--room=${y2.id}`, "--join", "vip"]);
       const joined = await emitAndSettle(["--room", "vip", "--message", "to vip"], "to vip");
       assert.deepEqual(joined, { x1: [], y1: ["to vip"], x2: [], y2: ["to vip"], lounge: [], c: [] });
       await emitter(["--room", "vip", "--leave", "vip"]);
       const left = await emitAndSettle(["--room", "vip", "--message", "to vip again"], null);
       assert.deepEqual(left, { x1: [], y1: [], x2: [], y2: [], lounge: [], c: [] });
+      c.send("/leave lobby"); // and a client leaves by itself
+      await c.waitFor(/^left lobby$/);
+      const withoutC = await emitAndSettle(["--room", "lobby", "--message", "lobby without C"], "lobby without C");
+      assert.deepEqual(withoutC, { x1: ["lobby without C"], y1: [], x2: ["lobby without C"], y2: [], lounge: [], c: [] });
     });
 
     if (adapter === "streams") {
