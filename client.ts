@@ -1,12 +1,14 @@
 /**
  * client.ts: a terminal chat client. Each line you type goes to everyone else in the chat;
- * what they (or emitter.ts) send is printed as it arrives.
+ * what they (or emitter.ts) send is printed as it arrives. `/join ROOM` and `/leave ROOM` enter
+ * and leave a room, which emitter.ts --room can then reach.
  *
  *   npx tsx client.ts A       (or: npm run client -- A)
  *   bun client.ts A
  *   deno run -A client.ts A
+ *   SERVER_URL=http://localhost:3000/lounge npx tsx client.ts A     the chat in the /lounge namespace
  *
- * Environment: SERVER_URL (http://localhost:3000).
+ * Environment: SERVER_URL (http://localhost:3000; a path names the namespace).
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
@@ -32,7 +34,21 @@ let reportedOutage = false;
 const rl = createInterface({ input: process.stdin });
 
 rl.on("line", (line) => {
-  socket.emit("chat message", user, line);
+  const command = /^\/(join|leave)(?:\s+(.*))?$/.exec(line);
+  if (!command) {
+    socket.emit("chat message", user, line);
+    return;
+  }
+  const verb = command[1] as "join" | "leave";
+  const room = (command[2] ?? "").trim();
+  if (!room) {
+    console.log(`usage: /${verb} ROOM`);
+    return;
+  }
+  // The server checks the name and answers with an error, or null.
+  socket.emit(verb, room, (error) => {
+    console.log(error ? `cannot ${verb} ${printable(room)}: ${error}` : `${verb === "join" ? "joined" : "left"} ${printable(room)}`);
+  });
 });
 
 // End of input: let the lines already typed go out, then leave.
@@ -44,11 +60,17 @@ rl.on("close", () => {
 socket.on("connect", () => {
   connectedOnce = true;
   reportedOutage = false;
-  console.log(`connected, id: ${socket.id}`);
+  // With ADAPTER=streams the server replays what was missed during a short outage.
+  console.log(socket.recovered ? `reconnected, id: ${socket.id}, missed messages follow` : `connected, id: ${socket.id}`);
 });
 
 socket.on("chat message", (data) => {
   console.log(printable(String(data)));
+});
+
+// Any other event (emitter.ts --event NAME) is printed with its name.
+socket.onAny((event: string, data: unknown) => {
+  if (event !== "chat message") console.log(printable(`${event}: ${String(data)}`));
 });
 
 socket.on("connect_error", (err) => {
@@ -66,5 +88,7 @@ socket.on("connect_error", (err) => {
 
 socket.on("disconnect", (reason) => {
   console.log("disconnected");
-  if (reason === "io client disconnect") process.exit(0);
+  // "io server disconnect": the server let go of this socket on purpose (emitter.ts --disconnect),
+  // and a client does not reconnect after that.
+  if (reason === "io client disconnect" || reason === "io server disconnect") process.exit(0);
 });

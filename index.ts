@@ -10,22 +10,37 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379).
+ * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379),
+ * ADAPTER (classic | sharded | streams, see docs/adapters.md).
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { availableParallelism } from "node:os";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { createClient } from "redis";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
+import {
+  ADAPTERS,
+  CHAT_NAMESPACES,
+  type ClientToServerEvents,
+  type InterServerEvents,
+  isAdapterName,
+  isChatText,
+  MAX_ROOMS_PER_SOCKET,
+  redactUrl,
+  roomNameProblem,
+  type ServerToClientEvents,
+} from "./shared.ts";
 import { answerHandoffBarriers, guardStickyHandoffs } from "./sticky-handoff.ts";
-import { type ClientToServerEvents, isChatText, redactUrl, type ServerToClientEvents } from "./shared.ts";
 
 const PORT = Number(process.env.PORT ?? 3000);
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
+const ADAPTER = process.env.ADAPTER ?? "classic";
+if (!isAdapterName(ADAPTER)) fail(`ADAPTER must be one of ${ADAPTERS.join(", ")}, got "${ADAPTER}"`);
 
 /** What a worker tells the primary. */
 type WorkerReport = { type: "ready" } | { type: "redis-unreachable"; reason: string };
@@ -135,13 +150,23 @@ if (cluster.isPrimary) {
     await new Promise(() => {});
   }
 
-  const io = new Server<ClientToServerEvents, ServerToClientEvents>(httpServer, {
-    adapter: createAdapter(pubClient, subClient),
+  // Only the streams adapter keeps what was sent, so only it can replay what a client missed.
+  const recoversState = ADAPTER === "streams";
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
+    adapter: {
+      classic: () => createAdapter(pubClient, subClient),
+      sharded: () => createShardedAdapter(pubClient, subClient),
+      // It reads the stream and listens with connections of its own, duplicated from pubClient.
+      streams: () => createStreamsAdapter(pubClient),
+    }[ADAPTER](),
+    connectionStateRecovery: recoversState ? { maxDisconnectionDuration: 2 * 60_000 } : undefined,
   });
   setupWorker(io);
   answerHandoffBarriers();
 
-  io.on("connection", (socket) => {
+  // The chat is served on each of CHAT_NAMESPACES ("/" and "/lounge"), with the same handlers.
+  const chatNamespaces = CHAT_NAMESPACES.map((name) => io.of(name));
+  const onChatConnection = (socket: ChatSocket) => {
     console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 
     socket.on("chat message", (user, message) => {
@@ -158,7 +183,49 @@ if (cluster.isPrimary) {
     socket.on("disconnect", () => {
       console.log(`disconnected, id: ${socket.id}`);
     });
-  });
+  };
+  for (const nsp of chatNamespaces) nsp.on("connection", onChatConnection);
+
+  // Rooms: client.ts sends /join and /leave, emitter.ts --room reaches who is in one.
+  for (const nsp of chatNamespaces) {
+    nsp.on("connection", (socket) => {
+      socket.on("join", (room, answer) => {
+        const full = !socket.rooms.has(room) && socket.rooms.size > MAX_ROOMS_PER_SOCKET; // rooms holds its id room too
+        const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null);
+        if (!problem) socket.join(room);
+        if (typeof answer === "function") answer(problem);
+      });
+      socket.on("leave", (room, answer) => {
+        const problem = roomNameProblem(room);
+        if (!problem) socket.leave(room);
+        if (typeof answer === "function") answer(problem);
+      });
+    });
+  }
+
+  // A server-side emit (emitter.ts --server-side) reaches this handler on every worker, unlike
+  // an emit to the clients, which no server handler sees. Each worker relays it to its own clients.
+  for (const nsp of chatNamespaces) {
+    nsp.on("chat message", (text) => {
+      if (!isChatText(text)) {
+        console.log(`worker: ${workerId}, ignored a malformed server-side chat message`);
+        return;
+      }
+      console.log(`worker: ${workerId}, server-side chat message on ${nsp.name}: ${text}`);
+      if (!recoversState) {
+        nsp.local.emit("chat message", text);
+        return;
+      }
+      // With connection state recovery a client keeps the last string argument of each event as its
+      // offset in the stream (socket.io-client's _lastOffset); a local emit carries no offset, so the
+      // text would become the offset and the next recovery would fail (upstream socket.io#5539, the
+      // same trap with volatile emits). Sent through the adapter instead, to this worker's own
+      // sockets by id, the relay gets a real offset. No local socket: nothing to send (an empty
+      // list would mean everyone).
+      const ownSockets = [...nsp.sockets.keys()];
+      if (ownSockets.length > 0) nsp.to(ownSockets).emit("chat message", text);
+    });
+  }
 
   let stopping = false;
   async function shutdown() {
@@ -173,6 +240,8 @@ if (cluster.isPrimary) {
 
   report({ type: "ready" });
 }
+
+type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents>;
 
 function fail(message: string): never {
   console.error(message);

@@ -13,6 +13,48 @@ export interface ServerToClientEvents {
 /** Events a client sends to the server. */
 export interface ClientToServerEvents {
   "chat message": (user: string, message: string) => void;
+  /** Enter or leave a room; the answer is an error text, or null when it worked. */
+  join: (room: string, answer: (error: string | null) => void) => void;
+  leave: (room: string, answer: (error: string | null) => void) => void;
+}
+
+/** Events the workers send to one another (emitter.ts --server-side sends them too). */
+export interface InterServerEvents {
+  "chat message": (text: string) => void;
+}
+
+/** The Redis adapters the kit can run on (ADAPTER=...), the first is the default. See docs/adapters.md. */
+export const ADAPTERS = ["classic", "sharded", "streams"] as const;
+export type AdapterName = (typeof ADAPTERS)[number];
+
+export function isAdapterName(value: string): value is AdapterName {
+  return (ADAPTERS as readonly string[]).includes(value);
+}
+
+/** The namespaces that serve the chat: "/" and a second one, to try emitter.ts --nsp /lounge. */
+export const CHAT_NAMESPACES = ["/", "/lounge"];
+
+/** Longest room name, and most rooms one socket may be in besides its own id room. */
+export const MAX_ROOM_NAME_LENGTH = 50;
+export const MAX_ROOMS_PER_SOCKET = 20;
+
+/**
+ * Why a client may not use this room name, or null when it may. Every socket sits in a room named
+ * after its id (20 characters of A-Z a-z 0-9 _ -), which is how one socket is reached: a name of
+ * that shape is refused, so no client can enter another socket's room and read its private messages.
+ */
+export function roomNameProblem(room: unknown): string | null {
+  if (typeof room !== "string" || !/^[\p{L}\p{N}\p{P}\p{S}]+$/u.test(room)) {
+    return "a room name is letters, digits and punctuation, without spaces";
+  }
+  if (room.length > MAX_ROOM_NAME_LENGTH) return `a room name has at most ${MAX_ROOM_NAME_LENGTH} characters`;
+  if (looksLikeSocketId(room)) return "a name shaped like a socket id (20 characters of A-Z a-z 0-9 _ -) is reserved";
+  return null;
+}
+
+/** Socket.IO names sockets with 15 random bytes in URL-safe base64: 20 characters. */
+export function looksLikeSocketId(room: string): boolean {
+  return /^[A-Za-z0-9_-]{20}$/.test(room);
 }
 
 /** Longest user name or message, in characters, that the server accepts. */
