@@ -29,6 +29,9 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 /** What a worker tells the primary. */
 type WorkerReport = { type: "ready" } | { type: "redis-unreachable"; reason: string };
 
+/** @socket.io/sticky keeps its least-connection count on the Worker object itself. */
+type StickyWorker = Worker & { clientsCount?: number };
+
 if (cluster.isPrimary) {
   if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) fail(`PORT must be a port number, got "${process.env.PORT}"`);
   if (!Number.isInteger(WORKERS) || WORKERS < 1) fail(`WORKERS must be a whole number >= 1, got "${process.env.WORKERS}"`);
@@ -50,6 +53,7 @@ if (cluster.isPrimary) {
   cluster.on("message", (worker: Worker, report: WorkerReport) => {
     if (report.type === "ready") {
       ready.add(worker.id);
+      (worker as StickyWorker).clientsCount = 0; // see forkWorker
       if (!listening && ready.size === WORKERS) {
         listening = true;
         server.listen(PORT, () => {
@@ -67,8 +71,15 @@ if (cluster.isPrimary) {
     ready.delete(worker.id);
     if (stopping) return;
     console.log(`worker: ${worker.id} died (${signal ?? `exit code ${code}`}), starting a new one`);
-    cluster.fork();
+    forkWorker();
   });
+
+  // Least-connection sends a new connection to the worker with the lowest count, and a worker
+  // counts from the moment it is forked. A replacement would get every reconnecting client before
+  // it listens for connections, and those would hang until their timeout: rank it last until ready.
+  function forkWorker() {
+    (cluster.fork() as StickyWorker).clientsCount = Infinity;
+  }
 
   function stop(exitCode: number) {
     if (stopping) return;
@@ -88,7 +99,7 @@ if (cluster.isPrimary) {
   process.on("SIGINT", () => stop(0));
   process.on("SIGTERM", () => stop(0));
 
-  for (let i = 0; i < WORKERS; i++) cluster.fork();
+  for (let i = 0; i < WORKERS; i++) forkWorker();
 } else {
   const workerId = cluster.worker!.id;
   const report = (message: WorkerReport) => process.send!(message);

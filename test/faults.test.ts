@@ -1,0 +1,144 @@
+/**
+ * Faults against the real clustered index.ts (2 workers), a real Redis and real Socket.IO clients:
+ * a worker killed with SIGKILL, Redis restarting under the cluster, a client that sends garbage or
+ * floods, SIGTERM while messages are being delivered. docs/faults.md lists what each test shows.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { Emitter } from "@socket.io/redis-emitter";
+import { createClient } from "redis";
+import { io as connect, type Socket } from "socket.io-client";
+import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../shared.ts";
+import { run, type Script, sleep, stopAll } from "./harness.ts";
+
+type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** A Socket.IO client that records what it receives and every time it loses its connection. */
+interface Recorder {
+  socket: ChatSocket;
+  received: string[];
+  disconnects: number;
+  connectErrors: string[];
+}
+
+function record(url: string, options: Parameters<typeof connect>[1] = {}): Recorder {
+  const socket: ChatSocket = connect(url, { forceNew: true, ...options });
+  const recorder: Recorder = { socket, received: [], disconnects: 0, connectErrors: [] };
+  socket.on("chat message", (text) => recorder.received.push(text));
+  socket.on("disconnect", () => recorder.disconnects++);
+  socket.on("connect_error", (err) => recorder.connectErrors.push(err.message));
+  return recorder;
+}
+
+/** The worker that logged the connection of this socket id. */
+async function workerOf(server: Script, socketId: string): Promise<string> {
+  return (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socketId}$`), 20_000))[1]!;
+}
+
+function connected(socket: Socket): Promise<void> {
+  if (socket.connected) return Promise.resolve();
+  return new Promise((resolve) => socket.once("connect", () => resolve()));
+}
+
+async function until(condition: () => boolean, what: string, ms = 20_000) {
+  for (const deadline = Date.now() + ms; !condition(); await sleep(25)) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+  }
+}
+
+/** The process ids of the cluster workers: the primary's children that run index.ts (tsx may add esbuild). */
+function workerPids(primaryPid: number): number[] {
+  const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(primaryPid)], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .filter((line) => line.trimEnd().endsWith("index.ts"))
+    .map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+async function startCluster(redisUrl: string, extraEnv: Record<string, string> = {}) {
+  const port = await freePort();
+  const server = run("index.ts", [], { REDIS_URL: redisUrl, PORT: String(port), WORKERS: "2", ...extraEnv });
+  await server.waitFor("listening on port", 30_000);
+  return { server, url: `http://127.0.0.1:${port}` };
+}
+
+describe("a worker killed with SIGKILL", () => {
+  let redis: RunningRedis;
+  let server: Script;
+  let url: string;
+
+  before(async () => {
+    redis = await startPrivateRedis();
+    ({ server, url } = await startCluster(redis.url));
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  test("is replaced; its clients come back and chat, the other worker's clients notice nothing", async () => {
+    const clients: Recorder[] = [];
+    const emitterClient = createClient({ url: redis.url });
+    let ticker: NodeJS.Timeout | undefined;
+    try {
+      // One at a time: least-connection counts a client once its worker has reported it.
+      // Quick retries reach the primary while the replacement worker is still starting: a
+      // connection handed to it then would time out (see forkWorker in index.ts).
+      for (let i = 0; i < 10; i++) {
+        clients.push(record(url, { reconnectionDelay: 10, reconnectionDelayMax: 50, timeout: 5000 }));
+        await connected(clients[i]!.socket);
+        await workerOf(server, clients[i]!.socket.id!);
+      }
+      const workers = await Promise.all(clients.map((c) => workerOf(server, c.socket.id!)));
+      assert.equal(new Set(workers).size, 2, "the clients are spread over both workers");
+
+      // A numbered message every 50 ms from before the kill until every client is back.
+      await emitterClient.connect();
+      const emitter = new Emitter<ServerToClientEvents>(emitterClient);
+      let tick = 0;
+      ticker = setInterval(() => emitter.emit("chat message", `tick ${tick++}`), 50);
+
+      await until(() => clients.every((c) => c.received.includes("tick 5")), "every client gets the first ticks");
+      const [victimPid] = workerPids(server.child.pid!);
+      process.kill(victimPid!, "SIGKILL");
+      const died = await server.waitFor(/^worker: (\d+) died \(SIGKILL\), starting a new one$/);
+      const victims = clients.filter((_, i) => workers[i] === died[1]);
+      const survivors = clients.filter((_, i) => workers[i] !== died[1]);
+
+      await until(() => victims.every((c) => c.disconnects === 1 && c.socket.connected), "the victims reconnect");
+      const stopAt = tick + 5;
+      await until(() => tick > stopAt, "five more ticks");
+      clearInterval(ticker);
+      await sleep(500);
+
+      const ticks = (c: Recorder) => c.received.filter((text) => text.startsWith("tick "));
+      for (const survivor of survivors) {
+        assert.equal(survivor.disconnects, 0, "a client of the other worker lost its connection");
+        assert.deepEqual(ticks(survivor), Array.from({ length: tick }, (_, i) => `tick ${i}`), "a client of the other worker missed a message");
+      }
+      for (const victim of victims) {
+        // Lost while it was away, at most: what it got is in order and without repeats.
+        const numbers = ticks(victim).map((text) => Number(text.slice(5)));
+        assert.deepEqual(numbers, [...numbers].sort((x, y) => x - y));
+        assert.equal(new Set(numbers).size, numbers.length);
+        assert.deepEqual(victim.connectErrors, [], "a reconnection attempt failed");
+      }
+
+      // Everyone chats again, across the new worker and the old one.
+      const [speaker, listener] = [victims[0]!, survivors[0]!];
+      speaker.socket.emit("chat message", "V", "back again");
+      listener.socket.emit("chat message", "S", "welcome back");
+      await until(() => survivors.every((c) => c.received.includes("back again from V")), "survivors hear a reconnected client");
+      await until(() => victims.every((c) => c.received.includes("welcome back from S")), "reconnected clients hear a survivor");
+      const replacement = await workerOf(server, speaker.socket.id!);
+      assert.notEqual(replacement, died[1]);
+    } finally {
+      clearInterval(ticker);
+      for (const c of clients) c.socket.disconnect();
+      await emitterClient.close().catch(() => {});
+    }
+  });
+});
