@@ -11,7 +11,8 @@ import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../shared.ts";
-import { run, type Script, sleep, stopAll } from "./harness.ts";
+import { run, runToEnd, type Script, sleep, stopAll } from "./harness.ts";
+import { type RedisProcess, startRedisServer } from "./redis-server.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -139,6 +140,81 @@ describe("a worker killed with SIGKILL", () => {
       clearInterval(ticker);
       for (const c of clients) c.socket.disconnect();
       await emitterClient.close().catch(() => {});
+    }
+  });
+});
+
+describe("Redis restarts under the running cluster", () => {
+  let redisPort: number;
+  let redis: RedisProcess;
+  let server: Script;
+  let url: string;
+
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedisServer(redisPort);
+    ({ server, url } = await startCluster(`redis://127.0.0.1:${redisPort}`));
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  test("the workers and a later emitter deliver again once Redis is back, with no manual step", async (t) => {
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const a = record(url);
+    await connected(a.socket);
+    const workerOfA = await workerOf(server, a.socket.id!);
+    const b = record(url);
+    await connected(b.socket);
+    assert.notEqual(await workerOf(server, b.socket.id!), workerOfA, "A and B share a worker");
+    let probeClient: ReturnType<typeof createClient> | undefined;
+    let prober: NodeJS.Timeout | undefined;
+    try {
+      await redis.stop();
+      const lost = () => server.stderr.filter((line) => /^worker: \d+, lost Redis \(.+\), reconnecting$/.test(line));
+      await until(() => lost().length >= 2, "both workers report the outage");
+      // Sent while Redis is down: node-redis keeps the PUBLISH in its offline queue and sends it on
+      // reconnection, which may come before or after the other worker has subscribed again.
+      a.socket.emit("chat message", "A", "sent during the outage");
+      await sleep(3000); // several reconnection attempts
+      assert.equal(lost().length, 2, `one line per worker per outage, got:\n${server.stderr.join("\n")}`);
+      assert.deepEqual(server.stderr.filter((line) => line !== "" && !lost().includes(line)), []);
+
+      redis = await startRedisServer(redisPort);
+      const redisBack = Date.now();
+      // A numbered broadcast every 100 ms from a fresh emitter connection, until both clients get one.
+      probeClient = createClient({ url: redisUrl });
+      await probeClient.connect();
+      const emitter = new Emitter<ServerToClientEvents>(probeClient);
+      let probe = 0;
+      prober = setInterval(() => emitter.emit("chat message", `probe ${probe++}`), 100);
+      const firstProbe = (c: Recorder) => c.received.find((text) => text.startsWith("probe "));
+      await until(() => firstProbe(a) !== undefined && firstProbe(b) !== undefined, "both workers deliver again", 30_000);
+      const gap = Date.now() - redisBack;
+      clearInterval(prober);
+      t.diagnostic(`Redis back -> emitter broadcast delivered on both workers: ${gap} ms`);
+
+      await server.waitFor(/^worker: \d+, Redis is back$/, 10_000);
+      await until(() => server.stdout.filter((line) => /^worker: \d+, Redis is back$/.test(line)).length === 2, "both workers say Redis is back");
+
+      // The kit's emitter script, started after the restart, reaches both workers.
+      const emitted = await runToEnd("emitter.ts", [], { REDIS_URL: redisUrl });
+      assert.equal(emitted.code, 0, emitted.stderr.join("\n"));
+      await until(() => a.received.includes("message from outside") && b.received.includes("message from outside"), "emitter.ts reaches A and B");
+      // Chat crosses workers again, both ways.
+      a.socket.emit("chat message", "A", "after the restart");
+      b.socket.emit("chat message", "B", "me too");
+      await until(() => b.received.includes("after the restart from A") && a.received.includes("me too from B"), "chat across workers");
+      assert.ok(!server.stdout.some((line) => line.includes("died")), "a worker died");
+      assert.ok(b.received.filter((text) => text === "sent during the outage from A").length <= 1, "delivered twice");
+      t.diagnostic(`the chat message sent during the outage was ${b.received.includes("sent during the outage from A") ? "delivered late" : "lost"}`);
+    } finally {
+      clearInterval(prober);
+      a.socket.disconnect();
+      b.socket.disconnect();
+      await probeClient?.close().catch(() => {});
     }
   });
 });
