@@ -10,7 +10,7 @@
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { redactUrl, type ServerToClientEvents } from "./shared.ts";
+import { redactUrl, redisFailure, type ServerToClientEvents } from "./shared.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 const socketId = process.argv[2];
@@ -22,7 +22,7 @@ try {
   redisClient.on("error", () => {}); // connect() below reports the failure
   await redisClient.connect();
 } catch (err) {
-  console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${(err as Error).message || err}`);
+  console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${redisFailure(err)}`);
   process.exit(1);
 }
 

@@ -20,7 +20,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { createClient } from "redis";
 import { Server } from "socket.io";
-import { type ClientToServerEvents, isChatText, redactUrl, type ServerToClientEvents } from "./shared.ts";
+import { type ClientToServerEvents, isChatText, redactUrl, redisFailure, type ServerToClientEvents } from "./shared.ts";
 
 const PORT = Number(process.env.PORT ?? 3000);
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
@@ -138,7 +138,7 @@ if (cluster.isPrimary) {
     await Promise.all([pubClient.connect(), subClient.connect()]);
     connectedOnce = true;
   } catch (err) {
-    report({ type: "redis-unreachable", reason: (err as Error).message || String(err) });
+    report({ type: "redis-unreachable", reason: redisFailure(err) });
     // The primary stops the cluster; do not start serving without Redis.
     await new Promise(() => {});
   }

@@ -5,6 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
@@ -216,5 +219,72 @@ describe("Redis restarts under the running cluster", () => {
       b.socket.disconnect();
       await probeClient?.close().catch(() => {});
     }
+  });
+});
+
+describe("Redis with a password and TLS (rediss://)", () => {
+  let dir: string;
+  let redis: RedisProcess;
+  let plainUrl: string;
+  let tlsUrl: string;
+  let env: Record<string, string>;
+  let server: Script;
+  let url: string;
+
+  before(async () => {
+    // A throwaway self-signed certificate for localhost; clients trust it through NODE_EXTRA_CA_CERTS.
+    dir = mkdtempSync(join(tmpdir(), "kit-tls-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    const [port, tlsPort] = [await freePort(), await freePort()];
+    redis = await startRedisServer(port, ["--requirepass", "s3cret", "--tls-port", String(tlsPort), "--tls-auth-clients", "no",
+      "--tls-cert-file", join(dir, "cert.pem"), "--tls-key-file", join(dir, "key.pem")]);
+    plainUrl = `redis://:s3cret@127.0.0.1:${port}`;
+    tlsUrl = `rediss://:s3cret@localhost:${tlsPort}`;
+    env = { REDIS_URL: tlsUrl, NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") };
+    ({ server, url } = await startCluster(tlsUrl, env));
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the server over TLS and the emitter over TLS or plain TCP, both with the password, deliver", async () => {
+    assert.ok(server.stdout[0]!.includes("Redis at rediss://:***@localhost:"), "the password is masked in the log");
+    const a = record(url);
+    try {
+      await connected(a.socket);
+      const overTls = await runToEnd("emitter.ts", [], env);
+      assert.equal(overTls.code, 0, overTls.stderr.join("\n"));
+      const overTcp = await runToEnd("emitter.ts", [a.socket.id!], { REDIS_URL: plainUrl });
+      assert.equal(overTcp.code, 0, overTcp.stderr.join("\n"));
+      await until(() => a.received.length === 2, "both messages");
+      assert.deepEqual(a.received, ["message from outside", "Hi guys from Emitter"]);
+    } finally {
+      a.socket.disconnect();
+    }
+  });
+
+  test("the emitter with a wrong password, no password, an untrusted certificate or a malformed URL: one line, exit 1", async () => {
+    const port = new URL(plainUrl).port;
+    const tlsPort = new URL(tlsUrl).port;
+    const cases: { env: Record<string, string>; line: RegExp }[] = [
+      { env: { REDIS_URL: `redis://:wrong@127.0.0.1:${port}` }, line: /^cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: wrong user name or password in REDIS_URL$/ },
+      { env: { REDIS_URL: `redis://127.0.0.1:${port}` }, line: /^cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+: Redis requires a password: put it in REDIS_URL/ },
+      { env: { REDIS_URL: `rediss://:s3cret@localhost:${tlsPort}`, NODE_EXTRA_CA_CERTS: "" }, line: /: self-signed certificate \(a private CA: point NODE_EXTRA_CA_CERTS at its certificate\)$/ },
+      { env: { REDIS_URL: `redis://127.0.0.1:notaport` }, line: /^cannot connect to Redis at redis:\/\/127\.0\.0\.1:notaport: Invalid URL$/ },
+      { env: { REDIS_URL: `http://127.0.0.1:${port}` }, line: /is not a valid Redis protocol/ },
+      { env: { REDIS_URL: "redis://no-such-host.invalid:6379" }, line: /ENOTFOUND no-such-host\.invalid$/ },
+    ];
+    const results = await Promise.all(cases.map((c) => runToEnd("emitter.ts", [], c.env)));
+    results.forEach((result, i) => {
+      const what = JSON.stringify(cases[i]!.env);
+      assert.equal(result.code, 1, `${what}: exit code`);
+      assert.equal(result.stderr.length, 1, `${what} printed ${JSON.stringify(result.stderr)}`);
+      assert.match(result.stderr[0]!, cases[i]!.line, what);
+      assert.ok(!result.stderr[0]!.includes("s3cret") && !result.stderr[0]!.includes("wrong@"), "a password in the output");
+    });
   });
 });
