@@ -10,7 +10,8 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379).
+ * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379),
+ * CHAT_RATE_LIMIT (chat messages per second one client may send, 5).
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -20,10 +21,11 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { createClient } from "redis";
 import { Server } from "socket.io";
-import { type ClientToServerEvents, isChatText, redactUrl, redisFailure, type ServerToClientEvents } from "./shared.ts";
+import { type ClientToServerEvents, isChatText, printable, redactUrl, redisFailure, type ServerToClientEvents } from "./shared.ts";
 
 const PORT = Number(process.env.PORT ?? 3000);
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
+const CHAT_RATE_LIMIT = Number(process.env.CHAT_RATE_LIMIT ?? 5);
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 
 /** What a worker tells the primary. */
@@ -35,6 +37,7 @@ type StickyWorker = Worker & { clientsCount?: number };
 if (cluster.isPrimary) {
   if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) fail(`PORT must be a port number, got "${process.env.PORT}"`);
   if (!Number.isInteger(WORKERS) || WORKERS < 1) fail(`WORKERS must be a whole number >= 1, got "${process.env.WORKERS}"`);
+  if (!(CHAT_RATE_LIMIT > 0)) fail(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${process.env.CHAT_RATE_LIMIT}"`);
 
   // "advanced" serialization carries the Buffers that sticky forwards to the workers.
   cluster.setupPrimary({ serialization: "advanced" });
@@ -151,14 +154,29 @@ if (cluster.isPrimary) {
   io.on("connection", (socket) => {
     console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 
+    // Each message is sent on to every other client, so one client's flood would cost everyone.
+    // Over the limit, messages are dropped; the sender is told (and the log says) once per flood,
+    // a flood being drops less than 10 s apart.
+    const withinLimit = rateLimiter(CHAT_RATE_LIMIT);
+    let lastDrop = -Infinity;
+
     socket.on("chat message", (user, message) => {
+      if (!withinLimit()) {
+        const now = performance.now();
+        if (now - lastDrop > 10_000) {
+          console.log(`worker: ${workerId}, dropping messages from ${socket.id}: over ${CHAT_RATE_LIMIT} per second`);
+          socket.emit("chat message", `server: too many messages, yours are dropped until you send at most ${CHAT_RATE_LIMIT} per second`);
+        }
+        lastDrop = now;
+        return;
+      }
       // Types are a promise the client may break: check before use.
       if (!isChatText(user) || !isChatText(message)) {
         console.log(`worker: ${workerId}, ignored a malformed chat message from ${socket.id}`);
         return;
       }
       const data = `${message} from ${user}`;
-      console.log(data);
+      console.log(printable(data)); // no escape sequences or fake lines in the server's log
       socket.broadcast.emit("chat message", data);
     });
 
@@ -179,6 +197,24 @@ if (cluster.isPrimary) {
   process.on("SIGTERM", shutdown);
 
   report({ type: "ready" });
+}
+
+/**
+ * A token bucket: true while the caller keeps to `perSecond` calls a second on average, after a
+ * first burst of two seconds' worth (a few pasted lines go through).
+ */
+function rateLimiter(perSecond: number): () => boolean {
+  const burst = Math.max(1, 2 * perSecond);
+  let tokens = burst;
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
+    last = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
 }
 
 function fail(message: string): never {

@@ -24,14 +24,18 @@ interface Recorder {
   socket: ChatSocket;
   received: string[];
   disconnects: number;
+  disconnectReasons: string[];
   connectErrors: string[];
 }
 
 function record(url: string, options: Parameters<typeof connect>[1] = {}): Recorder {
   const socket: ChatSocket = connect(url, { forceNew: true, ...options });
-  const recorder: Recorder = { socket, received: [], disconnects: 0, connectErrors: [] };
+  const recorder: Recorder = { socket, received: [], disconnects: 0, disconnectReasons: [], connectErrors: [] };
   socket.on("chat message", (text) => recorder.received.push(text));
-  socket.on("disconnect", () => recorder.disconnects++);
+  socket.on("disconnect", (reason) => {
+    recorder.disconnects++;
+    recorder.disconnectReasons.push(reason);
+  });
   socket.on("connect_error", (err) => recorder.connectErrors.push(err.message));
   return recorder;
 }
@@ -286,5 +290,113 @@ describe("Redis with a password and TLS (rediss://)", () => {
       assert.match(result.stderr[0]!, cases[i]!.line, what);
       assert.ok(!result.stderr[0]!.includes("s3cret") && !result.stderr[0]!.includes("wrong@"), "a password in the output");
     });
+  });
+});
+
+describe("bad input from clients", () => {
+  let redis: RunningRedis;
+  let server: Script;
+  let url: string;
+  let b: Script; // the kit's client.ts, to see what reaches a terminal
+  let a: Recorder;
+
+  before(async () => {
+    redis = await startPrivateRedis();
+    ({ server, url } = await startCluster(redis.url));
+    b = run("client.ts", ["B"], { SERVER_URL: url });
+    await b.waitFor(/^connected, id: /);
+    a = record(url);
+    await connected(a.socket);
+  });
+
+  after(async () => {
+    a?.socket.disconnect();
+    await stopAll();
+    await redis?.stop();
+  });
+
+  /** Sends with a fresh client on each worker in turn, then checks that only `expected` reached B. */
+  async function fromRogue(send: (rogue: ChatSocket) => void, expected: string[]) {
+    const rogue = record(url, { transports: ["websocket"] });
+    try {
+      await connected(rogue.socket);
+      const fromB = b.stdout.length;
+      send(rogue.socket);
+      await sleep(500);
+      rogue.socket.emit("chat message", "R", "end of test");
+      await b.waitFor(/^end of test from R$/, 10_000, fromB);
+      assert.deepEqual(b.stdout.slice(fromB), [...expected, "end of test from R"]);
+      return rogue;
+    } finally {
+      rogue.socket.disconnect();
+    }
+  }
+
+  const ignored = () => server.stdout.filter((line) => line.includes("ignored a malformed chat message")).length;
+
+  test("wrong argument types, missing arguments, too long or binary text: ignored with a log line", async () => {
+    const before = ignored();
+    await fromRogue((rogue) => {
+      const raw = rogue as unknown as Socket; // what a client that ignores the types can send
+      raw.emit("chat message", 42, { not: "text" });
+      raw.emit("chat message", ["R"], "hello");
+      raw.emit("chat message");
+      raw.emit("chat message", "R");
+      raw.emit("chat message", "", "empty user");
+      raw.emit("chat message", "R", "x".repeat(1001));
+      raw.emit("chat message", "R", Buffer.from("binary"));
+    }, []);
+    assert.equal(ignored() - before, 7);
+  });
+
+  test("unknown events: dropped without a word", async () => {
+    const lines = server.stdout.length;
+    await fromRogue((rogue) => {
+      const raw = rogue as unknown as Socket;
+      raw.emit("no such event", "R", "hello");
+      raw.emit("chat", "R", "hello", () => {}); // with an acknowledgement that never comes
+    }, []);
+    assert.deepEqual(server.stdout.slice(lines).filter((line) => !line.includes("end of test") && !line.includes("connected, id")), []);
+  });
+
+  test("control characters reach other clients but not their terminal, nor the server's log", async () => {
+    await fromRogue((rogue) => rogue.emit("chat message", "R", "\u001b[2J\u001b[31mred\u0007\r\nworker: 1 died"), ["[2J[31mredworker: 1 died from R"]);
+    assert.ok(server.stdout.includes("[2J[31mredworker: 1 died from R"), "the server's log line");
+    assert.ok(!server.stdout.some((line) => line.includes("\u001b") || line.startsWith("worker: 1 died")));
+  });
+
+  test("a message over maxHttpBufferSize (1 MB): its sender is disconnected and reconnects on its own", async () => {
+    // fromRogue's last message, sent after this one, arrives: the client reconnected by itself.
+    const rogue = await fromRogue((rogue) => rogue.emit("chat message", "R", "y".repeat(2_000_000)), []);
+    assert.deepEqual(rogue.disconnectReasons, ["transport close", "io client disconnect"]);
+  });
+
+  test("a flood from one client: the excess is dropped, the flooder is told once, the others keep chatting", async () => {
+    const flooder = record(url, { transports: ["websocket"] });
+    try {
+      await connected(flooder.socket);
+      const fromB = b.stdout.length;
+      const started = Date.now();
+      for (let i = 0; i < 500; i++) flooder.socket.emit("chat message", "F", `flood ${i}`);
+      a.socket.emit("chat message", "A", "still chatting");
+      await b.waitFor(/^still chatting from A$/, 10_000, fromB);
+      await sleep(1000);
+      const seconds = (Date.now() - started) / 1000;
+      const flood = b.stdout.slice(fromB).filter((line) => /^flood \d+ from F$/.test(line));
+      // A burst of 2 s worth (10), then 5 per second at most, in the order sent.
+      assert.ok(flood.length >= 10, `only ${flood.length} went through`);
+      assert.ok(flood.length <= 10 + Math.ceil(5 * seconds), `${flood.length} went through in ${seconds} s`);
+      assert.deepEqual(flood.slice(0, 10), Array.from({ length: 10 }, (_, i) => `flood ${i} from F`));
+      assert.deepEqual(flooder.received.filter((text) => text.startsWith("server:")), ["server: too many messages, yours are dropped until you send at most 5 per second"]);
+      assert.equal(flooder.disconnects, 0, "the flooder keeps its connection");
+      assert.equal(server.stdout.filter((line) => line.includes(`dropping messages from ${flooder.socket.id}`)).length, 1);
+    } finally {
+      flooder.socket.disconnect();
+    }
+  });
+
+  test("nothing of the above crashed a worker or reached stderr", () => {
+    assert.ok(!server.stdout.some((line) => /^worker: \d+ died/.test(line)), "a worker died");
+    assert.deepEqual(server.stderr.filter((line) => line !== ""), []);
   });
 });
