@@ -87,7 +87,8 @@ if (cluster.isPrimary) {
   function stop(exitCode: number) {
     if (stopping) return;
     stopping = true;
-    server.close();
+    // The port stays open until the workers have gone: a long-polling client needs one more
+    // request to fetch what its worker still holds for it.
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     let running = workers.length;
     if (running === 0) process.exit(exitCode);
@@ -185,11 +186,20 @@ if (cluster.isPrimary) {
     });
   });
 
+  // SIGTERM or Ctrl-C: take no more messages from Redis, let each connection send what this worker
+  // has already accepted for its client, then close it. The clients see the transport close and
+  // reconnect on their own (to another worker, or to the server once it is back).
   let stopping = false;
   async function shutdown() {
     if (stopping) return;
     stopping = true;
-    await io.close(); // disconnects every client of this worker
+    if (subClient.isReady) await Promise.allSettled([subClient.pUnsubscribe(), subClient.unsubscribe()]);
+    const closed = [...io.of("/").sockets.values()].map(
+      ({ conn }) => new Promise((resolve) => conn.once("close", resolve).close()), // close() waits for the write buffer
+    );
+    // The primary gives up on its workers after 10 s: stay within that for a client that stalls.
+    await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 8000))]);
+    await io.close();
     await Promise.allSettled([pubClient.close(), subClient.close()]);
     process.exit(0);
   }

@@ -400,3 +400,65 @@ describe("bad input from clients", () => {
     assert.deepEqual(server.stderr.filter((line) => line !== ""), []);
   });
 });
+
+describe("SIGTERM while messages are being delivered", () => {
+  let redis: RunningRedis;
+
+  before(async () => {
+    redis = await startPrivateRedis();
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  test("every client gets every message its worker took from Redis, and the server exits 0 within 10 s", async (t) => {
+    const { server, url } = await startCluster(redis.url);
+    const clients: Recorder[] = [];
+    const emitterClient = createClient({ url: redis.url });
+    let publishing = true;
+    try {
+      for (let i = 0; i < 20; i++) {
+        clients.push(record(url, { transports: i % 2 ? ["websocket"] : ["polling"], reconnection: false }));
+        await connected(clients[i]!.socket);
+      }
+      const workers = await Promise.all(clients.map((c) => workerOf(server, c.socket.id!)));
+      await emitterClient.connect();
+      const emitter = new Emitter<ServerToClientEvents>(emitterClient);
+
+      // Publish as fast as Redis takes it, 100 at a time, at most 50,000 messages.
+      let sent = 0;
+      const publisher = (async () => {
+        while (publishing && sent < 50_000) {
+          for (let i = 0; i < 100; i++) emitter.emit("chat message", `m ${sent++}`);
+          await emitterClient.ping(); // lets the batch go out before the next one
+        }
+      })();
+      await until(() => clients.every((c) => c.received.length >= 500), "deliveries are under way");
+      const signalled = Date.now();
+      process.kill(server.child.pid!, "SIGTERM");
+      const { code } = await server.exited;
+      const ms = Date.now() - signalled;
+      publishing = false;
+      await publisher;
+      t.diagnostic(`SIGTERM -> exit ${code} in ${ms} ms; published ${sent}; received per client: ${clients.map((c) => c.received.length).join(" ")}`);
+      assert.equal(code, 0, `exit code; stderr:\n${server.stderr.join("\n")}`);
+      assert.ok(ms < 10_000, `took ${ms} ms`); // the primary gives up on its workers after 10 s
+
+      for (const [i, c] of clients.entries()) {
+        // A gapless run from the first message: nothing dropped in the middle or at the end.
+        assert.deepEqual(c.received, Array.from({ length: c.received.length }, (_, n) => `m ${n}`), `client ${i}`);
+      }
+      // A worker hands each message to all of its clients at once: they end at the same message.
+      for (const worker of new Set(workers)) {
+        const counts = new Set(clients.filter((_, i) => workers[i] === worker).map((c) => c.received.length));
+        assert.equal(counts.size, 1, `clients of worker ${worker} got ${[...counts].join(", ")} messages`);
+      }
+    } finally {
+      publishing = false;
+      for (const c of clients) c.socket.disconnect();
+      await emitterClient.close().catch(() => {});
+    }
+  });
+});
