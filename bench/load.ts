@@ -8,7 +8,7 @@
  *
  * Environment: CLIENTS (1000), MESSAGES (10000), ROUNDS (3), CLIENT_PROCESSES (4),
  * WINDOW (messages published ahead of the slowest client, 100), REDIS_URL (a private Redis).
- * Linux only (worker memory is read from /proc). Exit code 1 when a delivery is missing.
+ * Linux only (worker memory is read from /proc). Exit code 1 when a client or a delivery is missing.
  */
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -47,7 +47,10 @@ type Progress = {
 const redis = process.env.REDIS_URL ? { url: process.env.REDIS_URL, stop: async () => {} } : await startPrivateRedis();
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
-const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" });
+// `node --import tsx --trace-gc --gc-global index.ts`: the workers inherit both flags, make every
+// garbage collection a full one and print it, which tells their live heap (RSS alone would not: V8
+// keeps the pages it grew). Full collections cost time: deliveries/s is lower than without them.
+const server = run("--trace-gc", ["--gc-global", "index.ts"], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" });
 const publisher = createClient({ url: redis.url });
 let failed = false;
 
@@ -58,7 +61,7 @@ try {
   const workers = workerPids(server.child.pid!);
   await sleep(2000);
   console.log(`server: 2 workers, Redis at ${redis.url}; ${CLIENTS} clients in ${CLIENT_PROCESSES} processes, ${MESSAGES} messages per round`);
-  console.log(`worker memory (RSS, MB) at rest: ${show(rss(workers))}`);
+  console.log(`worker memory at rest: RSS ${show(rss(workers))} MB, heap after a full GC ${show(await liveHeap(emitter, workers))} MB`);
 
   for (let round = 1; round <= ROUNDS; round++) {
     const processes = Array.from({ length: CLIENT_PROCESSES }, (_, i) => {
@@ -109,8 +112,12 @@ try {
       await reply(child, "left");
       if (child.exitCode === null) await once(child, "exit");
     }));
-    await sleep(10_000); // let the workers notice the departures and collect garbage
-    console.log(`round ${round}: worker memory (RSS, MB) with clients ${show(withClients)}, peak while publishing ${show(peak)}, 10 s after they left ${show(rss(workers))}`);
+    await sleep(5000); // let the workers notice the departures
+    const heap = await liveHeap(emitter, workers);
+    console.log(
+      `round ${round}: worker memory: RSS with clients ${show(withClients)} MB, peak while publishing ${show(peak)} MB, ` +
+        `after they left ${show(rss(workers))} MB; heap after a full GC once they left ${show(heap)} MB`,
+    );
   }
 } catch (err) {
   console.error(`load: ${(err as Error).message}`);
@@ -162,6 +169,35 @@ function workerPids(primaryPid: number): number[] {
 /** Resident memory of each process, in MB. */
 function rss(pids: number[]): number[] {
   return pids.map((pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m)![1]) / 1024);
+}
+
+/**
+ * The live heap of each worker, in MB, after its next full collection (NaN: none within 30 s).
+ * An idle process collects nothing: a few messages for nobody make the workers allocate.
+ */
+async function liveHeap(emitter: Emitter<ServerToClientEvents>, pids: number[]): Promise<number[]> {
+  const fromLine = server.stdout.length;
+  const nudge = setInterval(() => {
+    for (let i = 0; i < 100; i++) emitter.emit("chat message", "to nobody");
+  }, 50);
+  try {
+    return await heapAfterFullGc(pids, fromLine);
+  } finally {
+    clearInterval(nudge);
+  }
+}
+
+async function heapAfterFullGc(pids: number[], fromLine: number): Promise<number[]> {
+  const deadline = Date.now() + 30_000;
+  const found = new Map<number, number>();
+  for (let line = fromLine; found.size < pids.length && Date.now() < deadline; ) {
+    for (; line < server.stdout.length; line++) {
+      const match = server.stdout[line]!.match(/^\[(\d+):0x[0-9a-f]+\]\s+[\d.]+ ms: Mark-Compact.*? [\d.]+ \([\d.]+\) -> ([\d.]+) \(/);
+      if (match && pids.includes(Number(match[1])) && !found.has(Number(match[1]))) found.set(Number(match[1]), Number(match[2]));
+    }
+    await sleep(200);
+  }
+  return pids.map((pid) => found.get(pid) ?? NaN);
 }
 
 function show(mbs: number[]): string {
