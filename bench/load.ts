@@ -75,6 +75,8 @@ try {
     const ids = replies.flatMap((r) => r.ids);
     const failedToConnect = replies.reduce((sum, r) => sum + r.failed, 0);
     failed ||= failedToConnect > 0;
+    const logged = () => new Set(server.stdout.map((line) => line.match(/^worker: (\d+), connected, id: (\S+)$/)).filter((m) => m !== null).map((m) => m[2]));
+    for (const deadline = Date.now() + 5000; Date.now() < deadline && !ids.every((id) => logged().has(id)); ) await sleep(100);
     const perWorker = countBy(ids.map((id) => server.stdout.find((line) => line.endsWith(`connected, id: ${id}`))?.match(/^worker: (\d+)/)?.[1] ?? "?"));
     console.log(
       `round ${round}: ${ids.length}/${CLIENTS} clients connected in ${ms(connectedAt)} (per worker: ${JSON.stringify(perWorker)})` +
