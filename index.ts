@@ -200,7 +200,8 @@ if (cluster.isPrimary) {
     // The primary gives up on its workers after 10 s: stay within that for a client that stalls.
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 8000))]);
     await io.close();
-    await Promise.allSettled([pubClient.close(), subClient.close()]);
+    // close() lets queued commands finish, which never happens while Redis is down.
+    await Promise.allSettled([pubClient, subClient].map((client) => (client.isReady ? client.close() : client.destroy())));
     process.exit(0);
   }
   process.on("SIGINT", shutdown);

@@ -224,6 +224,17 @@ describe("Redis restarts under the running cluster", () => {
       await probeClient?.close().catch(() => {});
     }
   });
+
+  test("SIGTERM while Redis is down: the server still exits 0 at once", async (t) => {
+    const lostBefore = server.stderr.filter((line) => line.includes("lost Redis")).length;
+    await redis.stop();
+    await until(() => server.stderr.filter((line) => line.includes("lost Redis")).length === lostBefore + 2, "both workers report the outage");
+    const signalled = Date.now();
+    process.kill(server.child.pid!, "SIGTERM");
+    const { code } = await server.exited;
+    t.diagnostic(`SIGTERM with Redis down -> exit ${code} in ${Date.now() - signalled} ms`);
+    assert.equal(code, 0); // the primary would exit 1 after 10 s if a worker hung on Redis
+  });
 });
 
 describe("Redis with a password and TLS (rediss://)", () => {
