@@ -327,13 +327,13 @@ describe("bad input from clients", () => {
   });
 
   /** Sends with a fresh client on each worker in turn, then checks that only `expected` reached B. */
-  async function fromRogue(send: (rogue: ChatSocket) => void, expected: string[]) {
+  async function fromRogue(send: (rogue: ChatSocket) => void, expected: string[], settled = (_rogue: Recorder) => sleep(500)) {
     const rogue = record(url, { transports: ["websocket"] });
     try {
       await connected(rogue.socket);
       const fromB = b.stdout.length;
       send(rogue.socket);
-      await sleep(500);
+      await settled(rogue);
       rogue.socket.emit("chat message", "R", "end of test");
       await b.waitFor(/^end of test from R$/, 10_000, fromB);
       assert.deepEqual(b.stdout.slice(fromB), [...expected, "end of test from R"]);
@@ -357,6 +357,9 @@ describe("bad input from clients", () => {
       raw.emit("chat message", "R", "x".repeat(1001));
       raw.emit("chat message", "R", Buffer.from("binary"));
     }, []);
+    // The log lines come through another pipe than B's output: wait for them, then count.
+    await until(() => ignored() - before >= 7, "seven log lines");
+    await sleep(200);
     assert.equal(ignored() - before, 7);
   });
 
@@ -372,13 +375,15 @@ describe("bad input from clients", () => {
 
   test("control characters reach other clients but not their terminal, nor the server's log", async () => {
     await fromRogue((rogue) => rogue.emit("chat message", "R", "\u001b[2J\u001b[31mred\u0007\r\nworker: 1 died"), ["[2J[31mredworker: 1 died from R"]);
-    assert.ok(server.stdout.includes("[2J[31mredworker: 1 died from R"), "the server's log line");
+    await until(() => server.stdout.includes("[2J[31mredworker: 1 died from R"), "the server's log line");
     assert.ok(!server.stdout.some((line) => line.includes("\u001b") || line.startsWith("worker: 1 died")));
   });
 
   test("a message over maxHttpBufferSize (1 MB): its sender is disconnected and reconnects on its own", async () => {
-    // fromRogue's last message, sent after this one, arrives: the client reconnected by itself.
-    const rogue = await fromRogue((rogue) => rogue.emit("chat message", "R", "y".repeat(2_000_000)), []);
+    // fromRogue's last message, sent once the client has reconnected by itself, arrives.
+    const rogue = await fromRogue((rogue) => rogue.emit("chat message", "R", "y".repeat(2_000_000)), [], async (rogue) => {
+      await until(() => rogue.disconnects === 1 && rogue.socket.connected, "the sender is dropped and reconnects");
+    });
     assert.deepEqual(rogue.disconnectReasons, ["transport close", "io client disconnect"]);
   });
 
@@ -400,7 +405,9 @@ describe("bad input from clients", () => {
       assert.deepEqual(flood.slice(0, 10), Array.from({ length: 10 }, (_, i) => `flood ${i} from F`));
       assert.deepEqual(flooder.received.filter((text) => text.startsWith("server:")), ["server: too many messages, yours are dropped until you send at most 5 per second"]);
       assert.equal(flooder.disconnects, 0, "the flooder keeps its connection");
-      assert.equal(server.stdout.filter((line) => line.includes(`dropping messages from ${flooder.socket.id}`)).length, 1);
+      const dropping = () => server.stdout.filter((line) => line.includes(`dropping messages from ${flooder.socket.id}`)).length;
+      await until(() => dropping() >= 1, "the worker's log line");
+      assert.equal(dropping(), 1);
     } finally {
       flooder.socket.disconnect();
     }
