@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { clusterEmitter, type NamespaceEmitter } from "./cluster-emitter.ts";
-import { ADAPTERS, isAdapterName, isChatText, MAX_TEXT_LENGTH, redactUrl, roomNameProblem } from "./shared.ts";
+import { ADAPTERS, isAdapterName, isChatText, MAX_TEXT_LENGTH, redactUrl, redisFailure, roomNameProblem } from "./shared.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 const ADAPTER = process.env.ADAPTER ?? "classic";
@@ -103,7 +103,7 @@ try {
   redisClient.on("error", () => {}); // connect() below reports the failure
   await redisClient.connect();
 } catch (err) {
-  console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${(err as Error).message || err}`);
+  console.error(`cannot connect to Redis at ${redactUrl(REDIS_URL)}: ${redisFailure(err)}`);
   process.exit(1);
 }
 

@@ -12,6 +12,7 @@
  *
  * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379),
  * ADAPTER (classic | sharded | streams, see docs/adapters.md).
+ * CHAT_RATE_LIMIT (chat messages per second one client may send, 5).
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -30,7 +31,9 @@ import {
   isAdapterName,
   isChatText,
   MAX_ROOMS_PER_SOCKET,
+  printable,
   redactUrl,
+  redisFailure,
   roomNameProblem,
   type ServerToClientEvents,
 } from "./shared.ts";
@@ -38,6 +41,7 @@ import { answerHandoffBarriers, guardStickyHandoffs } from "./sticky-handoff.ts"
 
 const PORT = Number(process.env.PORT ?? 3000);
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
+const CHAT_RATE_LIMIT = Number(process.env.CHAT_RATE_LIMIT ?? 5);
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 const ADAPTER = process.env.ADAPTER ?? "classic";
 if (!isAdapterName(ADAPTER)) fail(`ADAPTER must be one of ${ADAPTERS.join(", ")}, got "${ADAPTER}"`);
@@ -45,9 +49,13 @@ if (!isAdapterName(ADAPTER)) fail(`ADAPTER must be one of ${ADAPTERS.join(", ")}
 /** What a worker tells the primary. */
 type WorkerReport = { type: "ready" } | { type: "redis-unreachable"; reason: string };
 
+/** @socket.io/sticky keeps its least-connection count on the Worker object itself. */
+type StickyWorker = Worker & { clientsCount?: number };
+
 if (cluster.isPrimary) {
   if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) fail(`PORT must be a port number, got "${process.env.PORT}"`);
   if (!Number.isInteger(WORKERS) || WORKERS < 1) fail(`WORKERS must be a whole number >= 1, got "${process.env.WORKERS}"`);
+  if (!(CHAT_RATE_LIMIT > 0)) fail(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${process.env.CHAT_RATE_LIMIT}"`);
 
   // "advanced" serialization carries the Buffers that sticky forwards to the workers.
   cluster.setupPrimary({ serialization: "advanced" });
@@ -68,6 +76,7 @@ if (cluster.isPrimary) {
   cluster.on("message", (worker: Worker, report: WorkerReport) => {
     if (report.type === "ready") {
       ready.add(worker.id);
+      (worker as StickyWorker).clientsCount = 0; // see forkWorker
       if (!listening && ready.size === WORKERS) {
         listening = true;
         server.listen(PORT, () => {
@@ -85,13 +94,21 @@ if (cluster.isPrimary) {
     ready.delete(worker.id);
     if (stopping) return;
     console.log(`worker: ${worker.id} died (${signal ?? `exit code ${code}`}), starting a new one`);
-    cluster.fork();
+    forkWorker();
   });
+
+  // Least-connection sends a new connection to the worker with the lowest count, and a worker
+  // counts from the moment it is forked. A replacement would get every reconnecting client before
+  // it listens for connections, and those would hang until their timeout: rank it last until ready.
+  function forkWorker() {
+    (cluster.fork() as StickyWorker).clientsCount = Infinity;
+  }
 
   function stop(exitCode: number) {
     if (stopping) return;
     stopping = true;
-    server.close();
+    // The port stays open until the workers have gone: a long-polling client needs one more
+    // request to fetch what its worker still holds for it.
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     let running = workers.length;
     if (running === 0) process.exit(exitCode);
@@ -106,7 +123,7 @@ if (cluster.isPrimary) {
   process.on("SIGINT", () => stop(0));
   process.on("SIGTERM", () => stop(0));
 
-  for (let i = 0; i < WORKERS; i++) cluster.fork();
+  for (let i = 0; i < WORKERS; i++) forkWorker();
 } else {
   const workerId = cluster.worker!.id;
   const report = (message: WorkerReport) => process.send!(message);
@@ -145,7 +162,7 @@ if (cluster.isPrimary) {
     await Promise.all([pubClient.connect(), subClient.connect()]);
     connectedOnce = true;
   } catch (err) {
-    report({ type: "redis-unreachable", reason: (err as Error).message || String(err) });
+    report({ type: "redis-unreachable", reason: redisFailure(err) });
     // The primary stops the cluster; do not start serving without Redis.
     await new Promise(() => {});
   }
@@ -169,14 +186,29 @@ if (cluster.isPrimary) {
   const onChatConnection = (socket: ChatSocket) => {
     console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 
+    // Each message is sent on to every other client, so one client's flood would cost everyone.
+    // Over the limit, messages are dropped; the sender is told (and the log says) once per flood,
+    // a flood being drops less than 10 s apart.
+    const withinLimit = rateLimiter(CHAT_RATE_LIMIT);
+    let lastDrop = -Infinity;
+
     socket.on("chat message", (user, message) => {
+      if (!withinLimit()) {
+        const now = performance.now();
+        if (now - lastDrop > 10_000) {
+          console.log(`worker: ${workerId}, dropping messages from ${socket.id}: over ${CHAT_RATE_LIMIT} per second`);
+          socket.emit("chat message", `server: too many messages, yours are dropped until you send at most ${CHAT_RATE_LIMIT} per second`);
+        }
+        lastDrop = now;
+        return;
+      }
       // Types are a promise the client may break: check before use.
       if (!isChatText(user) || !isChatText(message)) {
         console.log(`worker: ${workerId}, ignored a malformed chat message from ${socket.id}`);
         return;
       }
       const data = `${message} from ${user}`;
-      console.log(data);
+      console.log(printable(data)); // no escape sequences or fake lines in the server's log
       socket.broadcast.emit("chat message", data);
     });
 
@@ -227,12 +259,26 @@ if (cluster.isPrimary) {
     });
   }
 
+  // SIGTERM or Ctrl-C: take no more messages from Redis, let each connection send what this worker
+  // has already accepted for its client, then close it. The clients see the transport close and
+  // reconnect on their own (to another worker, or to the server once it is back).
   let stopping = false;
   async function shutdown() {
     if (stopping) return;
     stopping = true;
-    await io.close(); // disconnects every client of this worker
-    await Promise.allSettled([pubClient.close(), subClient.close()]);
+    // Each adapter unsubscribes (or stops reading the stream); skipped while Redis is down, when
+    // nothing arrives anyway and an unsubscribe would wait for Redis to come back.
+    if (pubClient.isReady && subClient.isReady) await Promise.allSettled(chatNamespaces.map((nsp) => nsp.adapter.close()));
+    // One connection may carry a socket of each namespace: close each connection once.
+    const connections = new Set(chatNamespaces.flatMap((nsp) => [...nsp.sockets.values()].map((socket) => socket.conn)));
+    const closed = [...connections].map(
+      (conn) => new Promise((resolve) => conn.once("close", resolve).close()), // close() waits for the write buffer
+    );
+    // The primary gives up on its workers after 10 s: stay within that for a client that stalls.
+    await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 8000))]);
+    await io.close();
+    // close() lets queued commands finish, which never happens while Redis is down.
+    await Promise.allSettled([pubClient, subClient].map((client) => (client.isReady ? client.close() : client.destroy())));
     process.exit(0);
   }
   process.on("SIGINT", shutdown);
@@ -242,6 +288,24 @@ if (cluster.isPrimary) {
 }
 
 type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents>;
+
+/**
+ * A token bucket: true while the caller keeps to `perSecond` calls a second on average, after a
+ * first burst of two seconds' worth (a few pasted lines go through).
+ */
+function rateLimiter(perSecond: number): () => boolean {
+  const burst = Math.max(1, 2 * perSecond);
+  let tokens = burst;
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
+    last = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+}
 
 function fail(message: string): never {
   console.error(message);

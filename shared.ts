@@ -83,3 +83,15 @@ export function redactUrl(url: string): string {
     return url;
   }
 }
+
+/** Why a Redis connection failed, in words that say what to change where Redis's own are cryptic. */
+export function redisFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message || err.name : String(err);
+  const code = (err as { code?: unknown }).code;
+  if (message.startsWith("NOAUTH")) return "Redis requires a password: put it in REDIS_URL (redis://:password@host:port)";
+  if (message.startsWith("WRONGPASS")) return "wrong user name or password in REDIS_URL";
+  if (typeof code === "string" && /CERT|UNABLE_TO_VERIFY/.test(code)) {
+    return `${message.split(";")[0]} (a private CA: point NODE_EXTRA_CA_CERTS at its certificate)`;
+  }
+  return message;
+}
