@@ -1,0 +1,476 @@
+/**
+ * bench/bench.ts: what scaling out with Redis costs, measured side by side in one run.
+ *
+ * For each repetition it runs, one after the other on the same machine:
+ *   baseline  one process, in-memory adapter, publishing itself (bench/baseline.ts)
+ *   cluster   the real index.ts (W workers, Redis adapter), fed through @socket.io/redis-emitter
+ *   variants  index.ts again with extra environment or another server script (--variant)
+ * Each one gets N socket.io-client clients spread over a few client processes (bench/clients.ts),
+ * then two phases: messages at a fixed rate (latency), then M messages as fast as the publisher
+ * goes (throughput). It prints median [min-max] over the repetitions. Linux only (/proc).
+ *
+ *   npm run bench
+ *   npm run bench -- --clients 2000 --workers 2 --messages 500 --repetitions 5
+ *   npm run bench -- --runtime bun --adapter sharded
+ *   npm run bench -- --variant WS_NO_BUFFER_UTIL=1 --variant ./my-index.ts
+ *   npm run bench -- --help
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { Emitter } from "@socket.io/redis-emitter";
+import { createClient } from "redis";
+import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
+import type { ServerToClientEvents } from "../shared.ts";
+import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../test/harness.ts";
+import { type FromClients, now, type PhaseReport, publish, type ToClients } from "./protocol.ts";
+
+const USAGE = `usage: npm run bench -- [options]
+  -n, --clients N           socket.io-client connections (1000)
+  -w, --workers W           index.ts workers (2)
+  -m, --messages M          messages in the throughput phase (1000)
+      --rate R              messages per second in the latency phase (100)
+      --seconds S           length of the latency phase (4)
+      --runtime NAME        server runtime: node, bun or deno (node)
+      --adapter NAME        ADAPTER for index.ts: classic, sharded or streams (classic)
+  -r, --repetitions K       runs of each configuration (3)
+      --client-processes P  processes the clients are spread over (3)
+      --transports LIST     client transports, comma-separated (websocket)
+      --variant SPEC        one more cluster configuration: KEY=VALUE[,KEY=VALUE] extra
+                            environment, or the path of another server script (repeatable)`;
+
+const { values: options } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        clients: { type: "string", short: "n", default: "1000" },
+        workers: { type: "string", short: "w", default: "2" },
+        messages: { type: "string", short: "m", default: "1000" },
+        rate: { type: "string", default: "100" },
+        seconds: { type: "string", default: "4" },
+        runtime: { type: "string", default: "node" },
+        adapter: { type: "string", default: "classic" },
+        repetitions: { type: "string", short: "r", default: "3" },
+        "client-processes": { type: "string", default: "3" },
+        transports: { type: "string", default: "websocket" },
+        variant: { type: "string", multiple: true, default: [] },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+})();
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const CLIENTS = wholeNumber("clients", 1, 100_000);
+const WORKERS = wholeNumber("workers", 1, 64);
+const MESSAGES = wholeNumber("messages", 1, 100_000);
+const RATE = wholeNumber("rate", 1, 100_000);
+const SECONDS = wholeNumber("seconds", 1, 600);
+const REPETITIONS = wholeNumber("repetitions", 1, 100);
+const CLIENT_PROCESSES = Math.min(wholeNumber("client-processes", 1, 64), CLIENTS);
+const RUNTIME = oneOf("runtime", ["node", "bun", "deno"]) as Runtime;
+const ADAPTER = oneOf("adapter", ["classic", "sharded", "streams"]);
+const TRANSPORTS = options.transports.split(",");
+if (!TRANSPORTS.every((t) => t === "websocket" || t === "polling")) fail(`--transports takes websocket and/or polling, got "${options.transports}"`);
+const LATENCY_MESSAGES = RATE * SECONDS;
+/** Deadlines: every wait of the benchmark is bounded. */
+const CONNECT_TIMEOUT_MS = 20_000;
+const START_TIMEOUT_MS = 60_000;
+const QUIET_MS = 3_000;
+const DRAIN_LIMIT_MS = 120_000;
+
+/** One configuration the benchmark runs. */
+interface Config {
+  name: string;
+  script: string;
+  env: Record<string, string>;
+  /** Publishes through Redis (the emitter) or asks the server to publish (the baseline). */
+  cluster: boolean;
+}
+
+const configs: Config[] = [
+  { name: "baseline", script: "bench/baseline.ts", env: {}, cluster: false },
+  { name: `cluster`, script: "index.ts", env: {}, cluster: true },
+  ...options.variant.map(variantConfig),
+];
+if (RUNTIME !== "node" && !existsSync(commandFor(RUNTIME, "")[0]!)) fail(`--runtime ${RUNTIME}: ${commandFor(RUNTIME, "")[0]} is not installed (npm install ${RUNTIME})`);
+
+interface Result {
+  deliveredPerSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  failedToConnect: number;
+  disconnects: number;
+  connectSeconds: number;
+  kibPerConnection: number;
+  /** CPU seconds per 1,000 deliveries in the throughput phase, by process group. */
+  cpu: Cpu;
+  /** Cores kept busy during the latency phase (CPU seconds per second), by process group. */
+  latencyCores: Cpu;
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+let redis: RunningRedis | undefined;
+let server: Script | undefined;
+let clients: ChildProcess[] = [];
+process.on("SIGINT", () => cleanUp().then(() => process.exit(130)));
+
+try {
+  redis = await startPrivateRedis();
+  const results = new Map<string, Result[]>(configs.map((config) => [config.name, []]));
+  console.log(
+    `${CLIENTS} clients in ${CLIENT_PROCESSES} processes (${TRANSPORTS.join(",")}), ${WORKERS} workers on ${RUNTIME}, ` +
+      `${ADAPTER} adapter, ${LATENCY_MESSAGES} messages at ${RATE}/s then ${MESSAGES} flat out, ${REPETITIONS} repetitions`,
+  );
+  for (let repetition = 1; repetition <= REPETITIONS; repetition++) {
+    // Configurations take turns within a repetition, so that a noisy minute hits them all.
+    for (const config of configs) {
+      const label = `[${repetition}/${REPETITIONS}] ${config.name}`;
+      results.get(config.name)!.push(await runOnce(config, (step, counter) => progress(`${label}: ${step}`, counter)));
+    }
+  }
+  progress("");
+  printTable(results);
+} catch (err) {
+  progress("");
+  console.error(`bench: ${(err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}
+
+async function runOnce(config: Config, step: (text: string, counter?: boolean) => void): Promise<Result> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  step("starting the server");
+  server = run(config.script, [], { PORT: String(port), WORKERS: String(WORKERS), REDIS_URL: redis!.url, ADAPTER, ...config.env }, RUNTIME);
+  await server.waitFor("listening on port", START_TIMEOUT_MS);
+  const serverPids = () => serverProcesses(server!.child.pid!, config);
+  await sleep(500);
+  const rssBefore = sum(serverPids().map(rssOf));
+
+  step("connecting");
+  clients = Array.from({ length: CLIENT_PROCESSES }, () =>
+    fork(`${ROOT}bench/clients.ts`, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+  );
+  const started = now();
+  const connected = await ask(clients.map((_, i) => shareOf(i)).map((count) => ({ type: "connect", url, count, transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const), "connected");
+  const connectSeconds = (now() - started) / 1000;
+  const ok = sum(connected.map((c) => c.ok));
+  const failedToConnect = sum(connected.map((c) => c.failed));
+  if (ok === 0) throw new Error(`no client could connect to ${config.name}: ${connected.flatMap((c) => c.reasons).join("; ")}`);
+  await sleep(1000);
+  const kibPerConnection = (sum(serverPids().map(rssOf)) - rssBefore) / 1024 / ok;
+
+  const publisher = await publisherFor(config, url);
+  step(`latency phase, ${LATENCY_MESSAGES} messages at ${RATE}/s`);
+  const latencyCpuBefore = await cpuNow();
+  const latencyStarted = now();
+  const latency = await phase(1, LATENCY_MESSAGES, RATE, ok, publisher, step);
+  const latencyCpuAfter = await cpuNow();
+  const latencySeconds = (now() - latencyStarted) / 1000;
+  step(`throughput phase, ${MESSAGES} messages`);
+  const cpuBefore = await cpuNow();
+  const publishedAt = now();
+  const throughput = await phase(2, MESSAGES, 0, ok, publisher, step);
+  const cpuAfter = await cpuNow();
+  await publisher.close();
+
+  step("stopping");
+  clients.forEach((child) => child.send({ type: "close" } satisfies ToClients));
+  await Promise.all(clients.map((child) => new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)))));
+  clients = [];
+  await server.stop();
+  server = undefined;
+
+  const deliveries = sum(throughput.map((r) => r.received));
+  const latencies = sortedLatencies(latency);
+  return {
+    deliveredPerSecond: deliveries / ((Math.max(...throughput.map((r) => r.lastAt)) - publishedAt) / 1000),
+    p50: percentile(latencies, 0.5),
+    p95: percentile(latencies, 0.95),
+    p99: percentile(latencies, 0.99),
+    lost: sum([...latency, ...throughput].map((r) => r.lost)),
+    duplicated: sum([...latency, ...throughput].map((r) => r.duplicated)),
+    reordered: sum([...latency, ...throughput].map((r) => r.reordered)),
+    failedToConnect,
+    disconnects: Math.max(...throughput.map((r) => r.disconnects)),
+    connectSeconds,
+    kibPerConnection,
+    cpu: cpuSpent(cpuBefore, cpuAfter, (seconds) => (seconds / Math.max(deliveries, 1)) * 1000),
+    latencyCores: cpuSpent(latencyCpuBefore, latencyCpuAfter, (seconds) => seconds / latencySeconds),
+  };
+}
+
+/** One phase: every client process resets its counters, the messages go out, then the wait for them. */
+async function phase(id: number, messages: number, rate: number, connected: number, publisher: Publisher, step: (text: string, counter?: boolean) => void) {
+  await ask(clients.map(() => ({ type: "phase", phase: id, messages }) as const), "phase-ready");
+  const expected = connected * messages;
+  const publishing = publisher.publishPhase(id, messages, rate);
+  let last = -1;
+  let lastChange = now();
+  const started = now();
+  for (;;) {
+    await sleep(250);
+    const received = sum((await ask(clients.map(() => ({ type: "progress" }) as const), "progress")).map((p) => p.received));
+    step(`phase ${id}: ${received}/${expected} delivered`, true);
+    if (received !== last) [last, lastChange] = [received, now()];
+    if (received >= expected || now() - lastChange > QUIET_MS || now() - started > DRAIN_LIMIT_MS) break;
+  }
+  await publishing;
+  return (await ask(clients.map(() => ({ type: "report" }) as const), "report")).map((r) => r.report);
+}
+
+// ---- publishers -----------------------------------------------------------------------------
+
+/** How a configuration's messages are published: through Redis, or by the baseline server itself. */
+interface Publisher {
+  publishPhase(id: number, count: number, rate: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function publisherFor(config: Config, url: string): Promise<Publisher> {
+  if (!config.cluster) {
+    return {
+      publishPhase: async (id, count, rate) => {
+        const response = await fetch(`${url}/publish?phase=${id}&count=${count}&rate=${rate}`);
+        if (!response.ok) throw new Error(`the baseline answered ${response.status} to /publish`);
+        await response.text();
+      },
+      close: async () => {},
+    };
+  }
+  const client = createClient({ url: redis!.url });
+  await client.connect();
+  // @socket.io/redis-emitter speaks only to the classic adapter (upstream socket.io-redis-emitter#127);
+  // the sharded and streams adapters accept the same broadcast in their own format with uid "emitter".
+  const clusterMessage = (text: string) =>
+    JSON.stringify({ uid: "emitter", nsp: "/", type: 3, data: { packet: { type: 2, data: ["chat message", text], nsp: "/" }, opts: { rooms: [], except: [], flags: {} } } });
+  const emitter = new Emitter<ServerToClientEvents>(client);
+  const send =
+    ADAPTER === "classic"
+      ? (text: string) => void emitter.emit("chat message", text)
+      : ADAPTER === "sharded"
+        ? (text: string) => void client.sPublish("socket.io#/#", clusterMessage(text))
+        : (text: string) =>
+            void client.xAdd("socket.io", "*", { uid: "emitter", nsp: "/", type: "3", data: clusterMessage(text) }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: 10_000 } });
+  return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
+}
+
+// ---- processes, CPU and memory (Linux /proc) -------------------------------------------------
+
+function shareOf(index: number) {
+  return Math.floor(CLIENTS / CLIENT_PROCESSES) + (index < CLIENTS % CLIENT_PROCESSES ? 1 : 0);
+}
+
+/** Sends one order to each client process and collects the answers of the given type. */
+function ask<T extends FromClients["type"]>(orders: ToClients[], answer: T): Promise<Extract<FromClients, { type: T }>[]> {
+  return Promise.all(
+    clients.map(
+      (child, i) =>
+        new Promise<Extract<FromClients, { type: T }>>((resolve, reject) => {
+          const onMessage = (message: FromClients) => {
+            if (message.type !== answer) return;
+            child.off("message", onMessage).off("exit", onExit);
+            resolve(message as Extract<FromClients, { type: T }>);
+          };
+          const onExit = (code: number | null) => reject(new Error(`client process ${i + 1} exited (code ${code})`));
+          child.on("message", onMessage).once("exit", onExit);
+          child.send(orders[i]!);
+        }),
+    ),
+  );
+}
+
+/** The processes whose memory counts: the workers of a cluster, the one process of the baseline. */
+function serverProcesses(rootPid: number, config: Config): number[] {
+  const tree = processTree(rootPid);
+  const running = tree.filter((p) => p.cmdline.includes(config.script.replace(/^\.\//, "")));
+  if (!config.cluster) return running.map((p) => p.pid);
+  const ids = new Set(running.map((p) => p.pid));
+  return running.filter((p) => ids.has(p.ppid)).map((p) => p.pid);
+}
+
+function processTree(rootPid: number) {
+  const all = readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
+        return [{ pid: Number(name), ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]), cmdline }];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+  const inTree = new Set([rootPid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) if (!inTree.has(p.pid) && inTree.has(p.ppid)) grew = inTree.add(p.pid) !== undefined;
+  }
+  return all.filter((p) => inTree.has(p.pid));
+}
+
+function rssOf(pid: number): number {
+  const match = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+type Cpu = Awaited<ReturnType<typeof cpuNow>>;
+
+function cpuSpent(before: Cpu, after: Cpu, scale: (seconds: number) => number): Cpu {
+  return {
+    server: scale(after.server - before.server),
+    clients: scale(after.clients - before.clients),
+    redis: scale(after.redis - before.redis),
+    publisher: scale(after.publisher - before.publisher),
+  };
+}
+
+/** CPU seconds used so far by the server's processes, the client processes, Redis and this process. */
+async function cpuNow() {
+  const TICKS = 100; // USER_HZ on Linux
+  const ticksOf = (rootPid: number) => sum(processTree(rootPid).map((p) => p.cpuTicks)) / TICKS;
+  const info = createClient({ url: redis!.url });
+  await info.connect();
+  const text = String(await info.info("cpu"));
+  await info.close();
+  const field = (name: string) => Number(text.match(new RegExp(`^${name}:([\\d.]+)`, "m"))?.[1] ?? 0);
+  const own = process.cpuUsage();
+  return {
+    server: ticksOf(server!.child.pid!),
+    clients: sum(clients.map((child) => ticksOf(child.pid!))),
+    redis: field("used_cpu_user") + field("used_cpu_sys"),
+    publisher: (own.user + own.system) / 1e6,
+  };
+}
+
+// ---- reporting -------------------------------------------------------------------------------
+
+function sortedLatencies(reports: PhaseReport[]) {
+  const all = new Float64Array(sum(reports.map((r) => r.latencies.length)));
+  let offset = 0;
+  for (const r of reports) {
+    all.set(r.latencies, offset);
+    offset += r.latencies.length;
+  }
+  return all.sort();
+}
+
+function percentile(sorted: Float64Array, p: number) {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+function printTable(results: Map<string, Result[]>) {
+  const columns: [string, (r: Result) => number, number][] = [
+    ["delivered/s", (r) => r.deliveredPerSecond, 0],
+    ["p50 ms", (r) => r.p50, 1],
+    ["p95 ms", (r) => r.p95, 1],
+    ["p99 ms", (r) => r.p99, 1],
+    ["lost", (r) => r.lost, 0],
+    ["dup", (r) => r.duplicated, 0],
+    ["reord", (r) => r.reordered, 0],
+    ["no connect", (r) => r.failedToConnect, 0],
+    ["KiB/conn", (r) => r.kibPerConnection, 1],
+    ["connect s", (r) => r.connectSeconds, 1],
+  ];
+  const rows = [...results].map(([name, runs]) => [name, ...columns.map(([, pick, digits]) => summary(runs.map(pick), digits))]);
+  printRows(["", ...columns.map(([title]) => title)], rows);
+
+  const baseline = results.get("baseline")!;
+  console.log("\nratio to the baseline, per repetition (delivered/s; p99):");
+  for (const [name, runs] of results) {
+    if (name === "baseline") continue;
+    const throughput = runs.map((r, i) => r.deliveredPerSecond / baseline[i]!.deliveredPerSecond);
+    const p99 = runs.map((r, i) => r.p99 / baseline[i]!.p99);
+    console.log(`  ${name}/baseline: ${summary(throughput, 2)}; ${summary(p99, 2)}`);
+  }
+
+  console.log("\nCPU seconds per 1,000 deliveries in the throughput phase:");
+  const cpu: [string, (c: Cpu) => number][] = [
+    ["server", (c) => c.server],
+    ["clients", (c) => c.clients],
+    ["redis", (c) => c.redis],
+    ["publisher", (c) => c.publisher],
+  ];
+  printRows(["", ...cpu.map(([title]) => title)], [...results].map(([name, runs]) => [name, ...cpu.map(([, pick]) => summary(runs.map((r) => pick(r.cpu) * 1000), 2, "ms"))]));
+  console.log(`\ncores busy in the latency phase (${RATE} messages/s to every client; the machine has ${availableParallelism()}):`);
+  printRows(["", ...cpu.map(([title]) => title)], [...results].map(([name, runs]) => [name, ...cpu.map(([, pick]) => summary(runs.map((r) => pick(r.latencyCores)), 2))]));
+  const disconnects = [...results].filter(([, runs]) => runs.some((r) => r.disconnects > 0));
+  for (const [name, runs] of disconnects) console.log(`${name}: clients disconnected during the run: ${runs.map((r) => r.disconnects).join(", ")}`);
+}
+
+/** "median [min-max]" of the repetitions, or the single value. */
+function summary(values: number[], digits: number, unit = "") {
+  const sorted = [...values].sort((a, b) => a - b);
+  const format = (v: number) => v.toFixed(digits) + unit;
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  return sorted.length === 1 ? format(median) : `${format(median)} [${format(sorted[0]!)}-${format(sorted.at(-1)!)}]`;
+}
+
+function printRows(header: string[], rows: string[][]) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+}
+
+// ---- small helpers --------------------------------------------------------------------------
+
+/** One status line, rewritten in place on a terminal; elsewhere (a log) only the steps, not the counters. */
+function progress(text: string, counter = false) {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
+  else if (text && !counter) process.stderr.write(`${text}\n`);
+}
+
+function variantConfig(spec: string): Config {
+  if (spec.endsWith(".ts")) {
+    if (!existsSync(`${ROOT}${spec.replace(/^\.\//, "")}`)) fail(`--variant ${spec}: no such script in ${ROOT}`);
+    return { name: spec, script: spec.replace(/^\.\//, ""), env: {}, cluster: true };
+  }
+  const pairs = spec.split(",").map((pair) => pair.split("="));
+  if (!pairs.every((pair) => pair.length === 2 && pair[0])) fail(`--variant takes KEY=VALUE[,KEY=VALUE] or a .ts script, got "${spec}"`);
+  return { name: spec, script: "index.ts", env: Object.fromEntries(pairs), cluster: true };
+}
+
+function wholeNumber(name: keyof typeof options, min: number, max: number): number {
+  const text = String(options[name]);
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) fail(`--${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  return value;
+}
+
+function oneOf(name: "runtime" | "adapter", allowed: string[]): string {
+  const value = options[name];
+  if (!allowed.includes(value)) fail(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
+  return value;
+}
+
+function sum(values: number[]) {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+async function cleanUp() {
+  for (const child of clients) child.kill("SIGKILL");
+  clients = [];
+  await server?.stop();
+  await redis?.stop();
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  console.error(USAGE.split("\n")[0]);
+  process.exit(2);
+}
