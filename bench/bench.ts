@@ -110,8 +110,11 @@ interface Result {
   duplicated: number;
   reordered: number;
   failedToConnect: number;
+  /** Why clients failed to connect (a few of them). */
+  failures: string[];
   disconnects: number;
   connectSeconds: number;
+  /** Growth of the server's RSS (the workers' for a cluster) while the clients connected, per client. */
   kibPerConnection: number;
   /** CPU seconds per 1,000 deliveries in the throughput phase, by process group. */
   cpu: Cpu;
@@ -158,20 +161,22 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   await server.waitFor("listening on port", START_TIMEOUT_MS);
   const serverPids = () => serverProcesses(server!.child.pid!, config);
   await sleep(500);
-  const rssBefore = sum(serverPids().map(rssOf));
+  const rssAtStart = sum(serverPids().map(rssOf));
 
   step("connecting");
   clients = Array.from({ length: CLIENT_PROCESSES }, () =>
     fork(`${ROOT}bench/clients.ts`, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
   const started = now();
-  const connected = await ask(clients.map((_, i) => shareOf(i)).map((count) => ({ type: "connect", url, count, transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const), "connected");
+  const connected = await ask(clients.map((_, i) => ({ type: "connect", url, count: shareOf(i), transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const), "connected");
   const connectSeconds = (now() - started) / 1000;
   const ok = sum(connected.map((c) => c.ok));
   const failedToConnect = sum(connected.map((c) => c.failed));
   if (ok === 0) throw new Error(`no client could connect to ${config.name}: ${connected.flatMap((c) => c.reasons).join("; ")}`);
   await sleep(1000);
-  const kibPerConnection = (sum(serverPids().map(rssOf)) - rssBefore) / 1024 / ok;
+  // All of the growth counts, one-off costs included (V8's young generation grows to its full
+  // size while the clients connect): docs/performance.md shows how that share shrinks as N grows.
+  const kibPerConnection = (sum(serverPids().map(rssOf)) - rssAtStart) / 1024 / ok;
 
   const publisher = await publisherFor(config, url);
   step(`latency phase, ${LATENCY_MESSAGES} messages at ${RATE}/s`);
@@ -205,6 +210,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
     duplicated: sum([...latency, ...throughput].map((r) => r.duplicated)),
     reordered: sum([...latency, ...throughput].map((r) => r.reordered)),
     failedToConnect,
+    failures: connected.flatMap((c) => c.reasons),
     disconnects: Math.max(...throughput.map((r) => r.disconnects)),
     connectSeconds,
     kibPerConnection,
@@ -373,56 +379,58 @@ function percentile(sorted: Float64Array, p: number) {
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+/** One column per configuration, one row per figure: each cell is median [min-max] over the repetitions. */
 function printTable(results: Map<string, Result[]>) {
-  const columns: [string, (r: Result) => number, number][] = [
-    ["delivered/s", (r) => r.deliveredPerSecond, 0],
-    ["p50 ms", (r) => r.p50, 1],
-    ["p95 ms", (r) => r.p95, 1],
-    ["p99 ms", (r) => r.p99, 1],
-    ["lost", (r) => r.lost, 0],
-    ["dup", (r) => r.duplicated, 0],
-    ["reord", (r) => r.reordered, 0],
-    ["no connect", (r) => r.failedToConnect, 0],
-    ["KiB/conn", (r) => r.kibPerConnection, 1],
-    ["connect s", (r) => r.connectSeconds, 1],
-  ];
-  const rows = [...results].map(([name, runs]) => [name, ...columns.map(([, pick, digits]) => summary(runs.map(pick), digits))]);
-  printRows(["", ...columns.map(([title]) => title)], rows);
-
+  const names = [...results.keys()];
   const baseline = results.get("baseline")!;
-  console.log("\nratio to the baseline, per repetition (delivered/s; p99):");
-  for (const [name, runs] of results) {
-    if (name === "baseline") continue;
-    const throughput = runs.map((r, i) => r.deliveredPerSecond / baseline[i]!.deliveredPerSecond);
-    const p99 = runs.map((r, i) => r.p99 / baseline[i]!.p99);
-    console.log(`  ${name}/baseline: ${summary(throughput, 2)}; ${summary(p99, 2)}`);
-  }
-
-  console.log("\nCPU seconds per 1,000 deliveries in the throughput phase:");
-  const cpu: [string, (c: Cpu) => number][] = [
-    ["server", (c) => c.server],
-    ["clients", (c) => c.clients],
-    ["redis", (c) => c.redis],
-    ["publisher", (c) => c.publisher],
+  const row = (label: string, pick: (r: Result, repetition: number) => number, digits: number, skipBaseline = false) => [
+    label,
+    ...names.map((name) => (skipBaseline && name === "baseline" ? "" : summary(results.get(name)!.map(pick), digits))),
   ];
-  printRows(["", ...cpu.map(([title]) => title)], [...results].map(([name, runs]) => [name, ...cpu.map(([, pick]) => summary(runs.map((r) => pick(r.cpu) * 1000), 2, "ms"))]));
-  console.log(`\ncores busy in the latency phase (${RATE} messages/s to every client; the machine has ${availableParallelism()}):`);
-  printRows(["", ...cpu.map(([title]) => title)], [...results].map(([name, runs]) => [name, ...cpu.map(([, pick]) => summary(runs.map((r) => pick(r.latencyCores)), 2))]));
-  const disconnects = [...results].filter(([, runs]) => runs.some((r) => r.disconnects > 0));
-  for (const [name, runs] of disconnects) console.log(`${name}: clients disconnected during the run: ${runs.map((r) => r.disconnects).join(", ")}`);
+  const cpu = (c: Cpu) => c.server + c.clients + c.redis + c.publisher;
+  const rows = [
+    row("delivered/s", (r) => r.deliveredPerSecond, 0),
+    row("  ratio to baseline", (r, i) => r.deliveredPerSecond / baseline[i]!.deliveredPerSecond, 2, true),
+    row(`p50 ms at ${RATE}/s`, (r) => r.p50, 1),
+    row(`p95 ms at ${RATE}/s`, (r) => r.p95, 1),
+    row(`p99 ms at ${RATE}/s`, (r) => r.p99, 1),
+    row("  p99 ratio to baseline", (r, i) => r.p99 / baseline[i]!.p99, 2, true),
+    row("lost messages", (r) => r.lost, 0),
+    row("duplicated messages", (r) => r.duplicated, 0),
+    row("reordered messages", (r) => r.reordered, 0),
+    row("clients not connected", (r) => r.failedToConnect, 0),
+    row("disconnected during run", (r) => r.disconnects, 0),
+    row("seconds to connect all", (r) => r.connectSeconds, 1),
+    row("server KiB per connection", (r) => r.kibPerConnection, 1),
+    ["CPU ms per 1,000 deliveries (throughput phase)"],
+    row("  server", (r) => r.cpu.server * 1000, 2),
+    row("  clients", (r) => r.cpu.clients * 1000, 2),
+    row("  redis", (r) => r.cpu.redis * 1000, 2),
+    row("  publisher (this process)", (r) => r.cpu.publisher * 1000, 2),
+    row("  all", (r) => cpu(r.cpu) * 1000, 2),
+    [`cores busy in the latency phase (of ${availableParallelism()})`],
+    row("  server", (r) => r.latencyCores.server, 2),
+    row("  clients", (r) => r.latencyCores.clients, 2),
+    row("  all", (r) => cpu(r.latencyCores), 2),
+  ];
+  printRows(["", ...names], rows);
+  for (const [name, runs] of results) {
+    const reasons = [...new Set(runs.flatMap((r) => r.failures))];
+    if (reasons.length > 0) console.log(`${name}: clients failed to connect: ${reasons.join("; ")}`);
+  }
 }
 
 /** "median [min-max]" of the repetitions, or the single value. */
-function summary(values: number[], digits: number, unit = "") {
+function summary(values: number[], digits: number) {
   const sorted = [...values].sort((a, b) => a - b);
-  const format = (v: number) => v.toFixed(digits) + unit;
+  const format = (v: number) => v.toFixed(digits);
   const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   return sorted.length === 1 ? format(median) : `${format(median)} [${format(sorted[0]!)}-${format(sorted.at(-1)!)}]`;
 }
 
 function printRows(header: string[], rows: string[][]) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 1).map((r) => r[i]!.length)));
+  const line = (cells: string[]) => (cells.length === 1 ? cells[0]! : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("   "));
   console.log(line(header));
   for (const row of rows) console.log(line(row));
 }
@@ -440,8 +448,8 @@ function variantConfig(spec: string): Config {
     if (!existsSync(`${ROOT}${spec.replace(/^\.\//, "")}`)) fail(`--variant ${spec}: no such script in ${ROOT}`);
     return { name: spec, script: spec.replace(/^\.\//, ""), env: {}, cluster: true };
   }
-  const pairs = spec.split(",").map((pair) => pair.split("="));
-  if (!pairs.every((pair) => pair.length === 2 && pair[0])) fail(`--variant takes KEY=VALUE[,KEY=VALUE] or a .ts script, got "${spec}"`);
+  const pairs = spec.split(",").map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]);
+  if (!pairs.every(([key]) => key)) fail(`--variant takes KEY=VALUE[,KEY=VALUE] or a .ts script, got "${spec}"`);
   return { name: spec, script: "index.ts", env: Object.fromEntries(pairs), cluster: true };
 }
 
