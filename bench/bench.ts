@@ -18,6 +18,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
@@ -38,7 +39,9 @@ const USAGE = `usage: npm run bench -- [options]
       --client-processes P  processes the clients are spread over (3)
       --transports LIST     client transports, comma-separated (websocket)
       --variant SPEC        one more cluster configuration: KEY=VALUE[,KEY=VALUE] extra
-                            environment, or the path of another server script (repeatable)`;
+                            environment, or the path of another server script (repeatable)
+      --profile DIR         write V8 CPU profiles of the server and client processes to DIR
+                            (node only; summarize them with bench/profile.ts)`;
 
 const { values: options } = (() => {
   try {
@@ -55,6 +58,7 @@ const { values: options } = (() => {
         "client-processes": { type: "string", default: "3" },
         transports: { type: "string", default: "websocket" },
         variant: { type: "string", multiple: true, default: [] },
+        profile: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -79,6 +83,8 @@ const ADAPTER = oneOf("adapter", ["classic", "sharded", "streams"]);
 const TRANSPORTS = options.transports.split(",");
 if (!TRANSPORTS.every((t) => t === "websocket" || t === "polling")) fail(`--transports takes websocket and/or polling, got "${options.transports}"`);
 const LATENCY_MESSAGES = RATE * SECONDS;
+const PROFILE_DIR = options.profile && resolve(options.profile);
+if (PROFILE_DIR && RUNTIME !== "node") fail("--profile works with --runtime node only");
 /** Deadlines: every wait of the benchmark is bounded. */
 const CONNECT_TIMEOUT_MS = 20_000;
 const START_TIMEOUT_MS = 60_000;
@@ -157,7 +163,9 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   step("starting the server");
-  server = run(config.script, [], { PORT: String(port), WORKERS: String(WORKERS), REDIS_URL: redis!.url, ADAPTER, ...config.env }, RUNTIME);
+  // --cpu-prof writes one profile per process when it exits, so every worker gets its own.
+  const profiling: Record<string, string> = PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-server` } : {};
+  server = run(config.script, [], { PORT: String(port), WORKERS: String(WORKERS), REDIS_URL: redis!.url, ADAPTER, ...profiling, ...config.env }, RUNTIME);
   await server.waitFor("listening on port", START_TIMEOUT_MS);
   const serverPids = () => serverProcesses(server!.child.pid!, config);
   await sleep(500);
@@ -165,14 +173,21 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
 
   step("connecting");
   clients = Array.from({ length: CLIENT_PROCESSES }, () =>
-    fork(`${ROOT}bench/clients.ts`, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    fork(`${ROOT}bench/clients.ts`, [], {
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      execArgv: [...process.execArgv, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-clients`] : [])],
+    }),
   );
   const started = now();
   const connected = await ask(clients.map((_, i) => ({ type: "connect", url, count: shareOf(i), transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const), "connected");
   const connectSeconds = (now() - started) / 1000;
   const ok = sum(connected.map((c) => c.ok));
   const failedToConnect = sum(connected.map((c) => c.failed));
-  if (ok === 0) throw new Error(`no client could connect to ${config.name}: ${connected.flatMap((c) => c.reasons).join("; ")}`);
+  if (ok === 0) {
+    const said = [...server.stdout, ...server.stderr].filter((line) => line && !/connected, id:/.test(line)).slice(-5);
+    throw new Error(`no client could connect to ${config.name}: ${connected.flatMap((c) => c.reasons).slice(0, 3).join("; ")}; the server said:\n  ${said.join("\n  ")}`);
+  }
   await sleep(1000);
   // All of the growth counts, one-off costs included (V8's young generation grows to its full
   // size while the clients connect): docs/performance.md shows how that share shrinks as N grows.
