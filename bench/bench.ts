@@ -133,7 +133,7 @@ interface Result {
 let redis: RunningRedis | undefined;
 let server: Script | undefined;
 let clients: ChildProcess[] = [];
-process.on("SIGINT", () => cleanUp().then(() => process.exit(130)));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanUp().then(() => process.exit(130)));
 
 try {
   redis = await startPrivateRedis();
@@ -226,7 +226,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
     reordered: sum([...latency, ...throughput].map((r) => r.reordered)),
     failedToConnect,
     failures: connected.flatMap((c) => c.reasons),
-    disconnects: Math.max(...throughput.map((r) => r.disconnects)),
+    disconnects: sum(throughput.map((r) => r.disconnects)),
     connectSeconds,
     kibPerConnection,
     cpu: cpuSpent(cpuBefore, cpuAfter, (seconds) => (seconds / Math.max(deliveries, 1)) * 1000),
