@@ -102,7 +102,7 @@ interface Config {
 
 const configs: Config[] = [
   { name: "baseline", script: "bench/baseline.ts", env: {}, cluster: false },
-  { name: `cluster`, script: "index.ts", env: {}, cluster: true },
+  { name: "cluster", script: "index.ts", env: {}, cluster: true },
   ...options.variant.map(variantConfig),
 ];
 if (RUNTIME !== "node" && !existsSync(commandFor(RUNTIME, "")[0]!)) fail(`--runtime ${RUNTIME}: ${commandFor(RUNTIME, "")[0]} is not installed (npm install ${RUNTIME})`);
@@ -189,8 +189,8 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
     throw new Error(`no client could connect to ${config.name}: ${connected.flatMap((c) => c.reasons).slice(0, 3).join("; ")}; the server said:\n  ${said.join("\n  ")}`);
   }
   await sleep(1000);
-  // All of the growth counts, one-off costs included (V8's young generation grows to its full
-  // size while the clients connect): docs/performance.md shows how that share shrinks as N grows.
+  // All of the growth counts, one-off costs included (V8's young generation grows while the
+  // clients connect): docs/performance.md measures how much of it that is.
   const kibPerConnection = (sum(serverPids().map(rssOf)) - rssAtStart) / 1024 / ok;
 
   const publisher = await publisherFor(config, url);
@@ -229,7 +229,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
     disconnects: sum(throughput.map((r) => r.disconnects)),
     connectSeconds,
     kibPerConnection,
-    cpu: cpuSpent(cpuBefore, cpuAfter, (seconds) => (seconds / Math.max(deliveries, 1)) * 1000),
+    cpu: cpuSpent(cpuBefore, cpuAfter, (seconds) => (deliveries > 0 ? (seconds / deliveries) * 1000 : Number.NaN)),
     latencyCores: cpuSpent(latencyCpuBefore, latencyCpuAfter, (seconds) => seconds / latencySeconds),
   };
 }
@@ -276,16 +276,16 @@ async function publisherFor(config: Config, url: string): Promise<Publisher> {
   await client.connect();
   // @socket.io/redis-emitter speaks only to the classic adapter (upstream socket.io-redis-emitter#127);
   // the sharded and streams adapters accept the same broadcast in their own format with uid "emitter".
-  const clusterMessage = (text: string) =>
-    JSON.stringify({ uid: "emitter", nsp: "/", type: 3, data: { packet: { type: 2, data: ["chat message", text], nsp: "/" }, opts: { rooms: [], except: [], flags: {} } } });
+  const broadcast = (text: string) => ({ packet: { type: 2, data: ["chat message", text], nsp: "/" }, opts: { rooms: [], except: [], flags: {} } });
+  const BROADCAST = 3; // socket.io-adapter's MessageType.BROADCAST
   const emitter = new Emitter<ServerToClientEvents>(client);
   const send =
     ADAPTER === "classic"
       ? (text: string) => void emitter.emit("chat message", text)
       : ADAPTER === "sharded"
-        ? (text: string) => void client.sPublish("socket.io#/#", clusterMessage(text))
+        ? (text: string) => void client.sPublish("socket.io#/#", JSON.stringify({ uid: "emitter", nsp: "/", type: BROADCAST, data: broadcast(text) }))
         : (text: string) =>
-            void client.xAdd("socket.io", "*", { uid: "emitter", nsp: "/", type: "3", data: clusterMessage(text) }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: 10_000 } });
+            void client.xAdd("socket.io", "*", { uid: "emitter", nsp: "/", type: String(BROADCAST), data: JSON.stringify(broadcast(text)) }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: 10_000 } });
   return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
 }
 
