@@ -133,9 +133,9 @@ if (cluster.isPrimary) {
   }
 
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(httpServer, {
-    // Answers to cluster-wide requests (fetchSockets, serverSideEmit with an acknowledgement) go to
-    // the asking worker only, not to every worker (upstream socket.io-redis-adapter#407). It leaves
-    // broadcasts as they are; every worker must use the same setting (docs/performance.md).
+    // Answers to cluster-wide requests (fetchSockets, socketsJoin, allRooms...) go to the asking
+    // worker only, not to every worker (upstream socket.io-redis-adapter#407). It leaves broadcasts
+    // as they are; every worker must use the same setting (docs/performance.md).
     adapter: createAdapter(pubClient, subClient, { publishOnSpecificResponseChannel: true }),
   });
   setupWorker(io);
