@@ -16,8 +16,7 @@
  *   npm run bench -- --help
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -25,7 +24,9 @@ import { createClient } from "redis";
 import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
 import type { ServerToClientEvents } from "../shared.ts";
 import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../test/harness.ts";
-import { type FromClients, now, type PhaseReport, publish, type ToClients } from "./protocol.ts";
+import { processTree, rssOf, serverProcesses } from "./proc.ts";
+import { type FromClients, now, publish, type ToClients } from "./protocol.ts";
+import { type Cpu, percentile, printTable, type Result, sortedLatencies, sum } from "./report.ts";
 
 const USAGE = `usage: npm run bench -- [options]
   -n, --clients N           socket.io-client connections (1000)
@@ -107,27 +108,6 @@ const configs: Config[] = [
 ];
 if (RUNTIME !== "node" && !existsSync(commandFor(RUNTIME, "")[0]!)) fail(`--runtime ${RUNTIME}: ${commandFor(RUNTIME, "")[0]} is not installed (npm install ${RUNTIME})`);
 
-interface Result {
-  deliveredPerSecond: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  failedToConnect: number;
-  /** Why clients failed to connect (a few of them). */
-  failures: string[];
-  disconnects: number;
-  connectSeconds: number;
-  /** Growth of the server's RSS (the workers' for a cluster) while the clients connected, per client. */
-  kibPerConnection: number;
-  /** CPU seconds per 1,000 deliveries in the throughput phase, by process group. */
-  cpu: Cpu;
-  /** Cores kept busy during the latency phase (CPU seconds per second), by process group. */
-  latencyCores: Cpu;
-}
-
 // ---- the run --------------------------------------------------------------------------------
 
 let redis: RunningRedis | undefined;
@@ -150,7 +130,7 @@ try {
     }
   }
   progress("");
-  printTable(results);
+  printTable(results, RATE);
 } catch (err) {
   progress("");
   console.error(`bench: ${(err as Error).message}`);
@@ -167,7 +147,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   const profiling: Record<string, string> = PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-server` } : {};
   server = run(config.script, [], { PORT: String(port), WORKERS: String(WORKERS), REDIS_URL: redis!.url, ADAPTER, ...profiling, ...config.env }, RUNTIME);
   await server.waitFor("listening on port", START_TIMEOUT_MS);
-  const serverPids = () => serverProcesses(server!.child.pid!, config);
+  const serverPids = () => serverProcesses(server!.child.pid!, config.script, config.cluster);
   await sleep(500);
   const rssAtStart = sum(serverPids().map(rssOf));
 
@@ -289,7 +269,7 @@ async function publisherFor(config: Config, url: string): Promise<Publisher> {
   return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
 }
 
-// ---- processes, CPU and memory (Linux /proc) -------------------------------------------------
+// ---- client processes and CPU ---------------------------------------------------------------
 
 function shareOf(index: number) {
   return Math.floor(CLIENTS / CLIENT_PROCESSES) + (index < CLIENTS % CLIENT_PROCESSES ? 1 : 0);
@@ -314,43 +294,6 @@ function ask<T extends FromClients["type"]>(orders: ToClients[], answer: T): Pro
   );
 }
 
-/** The processes whose memory counts: the workers of a cluster, the one process of the baseline. */
-function serverProcesses(rootPid: number, config: Config): number[] {
-  const tree = processTree(rootPid);
-  const running = tree.filter((p) => p.cmdline.includes(config.script.replace(/^\.\//, "")));
-  if (!config.cluster) return running.map((p) => p.pid);
-  const ids = new Set(running.map((p) => p.pid));
-  return running.filter((p) => ids.has(p.ppid)).map((p) => p.pid);
-}
-
-function processTree(rootPid: number) {
-  const all = readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .flatMap((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
-        return [{ pid: Number(name), ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]), cmdline }];
-      } catch {
-        return []; // gone meanwhile
-      }
-    });
-  const inTree = new Set([rootPid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of all) if (!inTree.has(p.pid) && inTree.has(p.ppid)) grew = inTree.add(p.pid) !== undefined;
-  }
-  return all.filter((p) => inTree.has(p.pid));
-}
-
-function rssOf(pid: number): number {
-  const match = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
-  return match ? Number(match[1]) * 1024 : 0;
-}
-
-type Cpu = Awaited<ReturnType<typeof cpuNow>>;
-
 function cpuSpent(before: Cpu, after: Cpu, scale: (seconds: number) => number): Cpu {
   return {
     server: scale(after.server - before.server),
@@ -361,9 +304,8 @@ function cpuSpent(before: Cpu, after: Cpu, scale: (seconds: number) => number): 
 }
 
 /** CPU seconds used so far by the server's processes, the client processes, Redis and this process. */
-async function cpuNow() {
-  const TICKS = 100; // USER_HZ on Linux
-  const ticksOf = (rootPid: number) => sum(processTree(rootPid).map((p) => p.cpuTicks)) / TICKS;
+async function cpuNow(): Promise<Cpu> {
+  const secondsOf = (rootPid: number) => sum(processTree(rootPid).map((p) => p.cpuSeconds));
   const info = createClient({ url: redis!.url });
   await info.connect();
   const text = String(await info.info("cpu"));
@@ -371,83 +313,11 @@ async function cpuNow() {
   const field = (name: string) => Number(text.match(new RegExp(`^${name}:([\\d.]+)`, "m"))?.[1] ?? 0);
   const own = process.cpuUsage();
   return {
-    server: ticksOf(server!.child.pid!),
-    clients: sum(clients.map((child) => ticksOf(child.pid!))),
+    server: secondsOf(server!.child.pid!),
+    clients: sum(clients.map((child) => secondsOf(child.pid!))),
     redis: field("used_cpu_user") + field("used_cpu_sys"),
     publisher: (own.user + own.system) / 1e6,
   };
-}
-
-// ---- reporting -------------------------------------------------------------------------------
-
-function sortedLatencies(reports: PhaseReport[]) {
-  const all = new Float64Array(sum(reports.map((r) => r.latencies.length)));
-  let offset = 0;
-  for (const r of reports) {
-    all.set(r.latencies, offset);
-    offset += r.latencies.length;
-  }
-  return all.sort();
-}
-
-function percentile(sorted: Float64Array, p: number) {
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
-/** One column per configuration, one row per figure: each cell is median [min-max] over the repetitions. */
-function printTable(results: Map<string, Result[]>) {
-  const names = [...results.keys()];
-  const baseline = results.get("baseline")!;
-  const row = (label: string, pick: (r: Result, repetition: number) => number, digits: number, skipBaseline = false) => [
-    label,
-    ...names.map((name) => (skipBaseline && name === "baseline" ? "" : summary(results.get(name)!.map(pick), digits))),
-  ];
-  const cpu = (c: Cpu) => c.server + c.clients + c.redis + c.publisher;
-  const rows = [
-    row("delivered/s", (r) => r.deliveredPerSecond, 0),
-    row("  ratio to baseline", (r, i) => r.deliveredPerSecond / baseline[i]!.deliveredPerSecond, 2, true),
-    row(`p50 ms at ${RATE}/s`, (r) => r.p50, 1),
-    row(`p95 ms at ${RATE}/s`, (r) => r.p95, 1),
-    row(`p99 ms at ${RATE}/s`, (r) => r.p99, 1),
-    row("  p99 ratio to baseline", (r, i) => r.p99 / baseline[i]!.p99, 2, true),
-    row("lost messages", (r) => r.lost, 0),
-    row("duplicated messages", (r) => r.duplicated, 0),
-    row("reordered messages", (r) => r.reordered, 0),
-    row("clients not connected", (r) => r.failedToConnect, 0),
-    row("disconnected during run", (r) => r.disconnects, 0),
-    row("seconds to connect all", (r) => r.connectSeconds, 1),
-    row("server KiB per connection", (r) => r.kibPerConnection, 1),
-    ["CPU ms per 1,000 deliveries (throughput phase)"],
-    row("  server", (r) => r.cpu.server * 1000, 2),
-    row("  clients", (r) => r.cpu.clients * 1000, 2),
-    row("  redis", (r) => r.cpu.redis * 1000, 2),
-    row("  publisher (this process)", (r) => r.cpu.publisher * 1000, 2),
-    row("  all", (r) => cpu(r.cpu) * 1000, 2),
-    [`cores busy in the latency phase (of ${availableParallelism()})`],
-    row("  server", (r) => r.latencyCores.server, 2),
-    row("  clients", (r) => r.latencyCores.clients, 2),
-    row("  all", (r) => cpu(r.latencyCores), 2),
-  ];
-  printRows(["", ...names], rows);
-  for (const [name, runs] of results) {
-    const reasons = [...new Set(runs.flatMap((r) => r.failures))];
-    if (reasons.length > 0) console.log(`${name}: clients failed to connect: ${reasons.join("; ")}`);
-  }
-}
-
-/** "median [min-max]" of the repetitions, or the single value. */
-function summary(values: number[], digits: number) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const format = (v: number) => v.toFixed(digits);
-  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return sorted.length === 1 ? format(median) : `${format(median)} [${format(sorted[0]!)}-${format(sorted.at(-1)!)}]`;
-}
-
-function printRows(header: string[], rows: string[][]) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length > 1).map((r) => r[i]!.length)));
-  const line = (cells: string[]) => (cells.length === 1 ? cells[0]! : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("   "));
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
 }
 
 // ---- small helpers --------------------------------------------------------------------------
@@ -479,10 +349,6 @@ function oneOf(name: "runtime" | "adapter", allowed: string[]): string {
   const value = options[name];
   if (!allowed.includes(value)) fail(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
   return value;
-}
-
-function sum(values: number[]) {
-  return values.reduce((a, b) => a + b, 0);
 }
 
 async function cleanUp() {
