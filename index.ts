@@ -171,7 +171,9 @@ if (cluster.isPrimary) {
   const recoversState = ADAPTER === "streams";
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: {
-      classic: () => createAdapter(pubClient, subClient),
+      // Answers to cluster-wide requests (fetchSockets, socketsJoin...) go to the asking worker only,
+      // not to every worker (upstream socket.io-redis-adapter#407); all workers must agree on it.
+      classic: () => createAdapter(pubClient, subClient, { publishOnSpecificResponseChannel: true }),
       sharded: () => createShardedAdapter(pubClient, subClient),
       // It reads the stream and listens with connections of its own, duplicated from pubClient.
       streams: () => createStreamsAdapter(pubClient),
