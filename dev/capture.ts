@@ -7,7 +7,6 @@
  * workers, client.ts and emitter.ts processes. Payloads are decoded with notepack.io, the
  * MessagePack library the Redis adapter itself uses.
  */
-import { Emitter } from "@socket.io/redis-emitter";
 import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { run, runToEnd, type Script, sleep } from "../test/harness.ts";
@@ -52,6 +51,7 @@ export const STEP_TITLES = [
 /** How long to let late commands arrive before closing a step (no assertion depends on it). */
 const SETTLE_MS = 500;
 const MARK = "trace: end of step";
+const SERVER_SIDE_TEXT = "hello workers";
 
 /** Runs the scenario against a fresh private Redis and a fresh cluster, and returns the trace. */
 export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace> {
@@ -127,12 +127,14 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
     await a.waitFor(/^Hi guys from Emitter$/);
     await endStep("emitter to A's id", `npx tsx emitter.ts ${idA}`, { server, A: a, B: b });
 
-    // emitter.ts cannot do this yet, so the trace uses the same library directly.
-    const outside = createClient({ url: redis.url });
-    await outside.connect();
-    new Emitter(outside).serverSideEmit("announce", "hello from outside");
-    await outside.close();
-    await endStep("server-side emit", `new Emitter(redis).serverSideEmit("announce", "hello from outside")`, { server, A: a, B: b });
+    // To the servers, not the clients: each worker's server-side "chat message" handler logs it and
+    // relays it to its own clients.
+    const before = [server, a, b].map((script) => script.stdout.length);
+    mustSucceed(await runToEnd("emitter.ts", ["--server-side", "--message", SERVER_SIDE_TEXT], env));
+    for (const worker of [1, 2]) await server.waitFor(`worker: ${worker}, server-side chat message on /: ${SERVER_SIDE_TEXT}`, 10_000, before[0]);
+    await a.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[1]);
+    await b.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[2]);
+    await endStep("server-side emit", `npx tsx emitter.ts --server-side --message "${SERVER_SIDE_TEXT}"`, { server, A: a, B: b });
 
     return { adapter, redisVersion, steps };
   } finally {

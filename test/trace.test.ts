@@ -177,7 +177,8 @@ function normalised(blocks: Block[]): string[][] {
       const value = message?.value as { uid?: string } | unknown[] | undefined;
       const uid = Array.isArray(value) ? value[0] : value?.uid;
       if (typeof uid === "string" && uid !== "emitter") uids.add(uid);
-      for (const [, id] of args.matchAll(/"socket\.io-response#\/#([^#"]+)#"/g)) uids.add(id!);
+      // A worker's own response channel, in any namespace: socket.io-response#<namespace>#<uid>#
+      for (const [, id] of args.matchAll(/"socket\.io-response#[^#"]*#([^#"]+)#"/g)) uids.add(id!);
       const role = connection.replace(/-\d+$/, "");
       byConnection.set(connection, [...(byConnection.get(connection) ?? [role]), parts.join(" ")]);
     }
