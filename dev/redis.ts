@@ -38,7 +38,7 @@ export async function findOrStartRedis(): Promise<RunningRedis> {
  * (for instance ["--requirepass", "secret"]).
  */
 export async function startPrivateRedis(extraArgs: string[] = []): Promise<RunningRedis> {
-  return (await startContainer(extraArgs)) ?? (await startRedisServer(extraArgs));
+  return (await startContainer(extraArgs)) ?? (await startRedisServer(await freePort(), extraArgs));
 }
 
 async function startContainer(extraArgs: string[]): Promise<RunningRedis | undefined> {
@@ -61,8 +61,11 @@ async function startContainer(extraArgs: string[]): Promise<RunningRedis | undef
   };
 }
 
-async function startRedisServer(extraArgs: string[]): Promise<RunningRedis> {
-  const port = await freePort();
+/**
+ * A `redis-server` child process on `port` (tests that restart Redis need the same address again).
+ * Throws the how-to-get-Redis message when there is no redis-server on PATH.
+ */
+export async function startRedisServer(port: number, extraArgs: string[] = []): Promise<RunningRedis> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extraArgs], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -84,6 +87,7 @@ async function startRedisServer(extraArgs: string[]): Promise<RunningRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     origin: `redis-server on port ${port}`,
+    // SIGTERM: Redis shuts down at once, as `redis-cli shutdown nosave` would (nothing is saved).
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");

@@ -12,10 +12,9 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../dev/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../shared.ts";
 import { run, runToEnd, type Script, sleep, stopAll } from "./harness.ts";
-import { type RedisProcess, startRedisServer } from "./redis-server.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -153,7 +152,7 @@ describe("a worker killed with SIGKILL", () => {
 
 describe("Redis restarts under the running cluster", () => {
   let redisPort: number;
-  let redis: RedisProcess;
+  let redis: RunningRedis;
   let server: Script;
   let url: string;
 
@@ -239,7 +238,7 @@ describe("Redis restarts under the running cluster", () => {
 
 describe("Redis with a password and TLS (rediss://)", () => {
   let dir: string;
-  let redis: RedisProcess;
+  let redis: RunningRedis;
   let plainUrl: string;
   let tlsUrl: string;
   let env: Record<string, string>;
