@@ -173,8 +173,13 @@ export function chatScenario(runtimes: Runtimes): void {
   });
 }
 
-function connected(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => socket.once("connect", resolve).once("connect_error", reject));
+/** Resolves on "connect"; rejects on "connect_error", or after `ms` (a client stuck after the handshake). */
+function connected(socket: Socket, ms = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no connect within ${ms} ms (transport: ${socket.io.engine?.transport?.name})`)), ms);
+    socket.once("connect", () => (clearTimeout(timer), resolve()));
+    socket.once("connect_error", (err) => (clearTimeout(timer), reject(err)));
+  });
 }
 
 async function until(condition: () => boolean, ms = 5000) {
