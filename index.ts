@@ -145,7 +145,10 @@ if (cluster.isPrimary) {
   for (const client of [pubClient, subClient]) {
     // One line per outage, not one per retry and client.
     client.on("error", (err: Error) => {
-      if (connectedOnce && !redisDown) {
+      if (client.isReady) {
+        // Still connected: the adapter failed on a message someone published (a malformed payload).
+        console.error(`worker: ${workerId}, ignored a message from Redis that the adapter could not handle (${err.message})`);
+      } else if (connectedOnce && !redisDown) {
         redisDown = true;
         console.error(`worker: ${workerId}, lost Redis (${err.message || err.name}), reconnecting`);
       }
