@@ -4,7 +4,6 @@
  *
  *   npx tsx emitter.ts                         everyone gets "message from outside"
  *   npx tsx emitter.ts <socket id>             only that socket gets "Hi guys from Emitter"
- *   npx tsx emitter.ts -- <socket id>          the same, for an id that starts with "-"
  *   npx tsx emitter.ts --room lobby --message "hi lobby"
  *   npx tsx emitter.ts --server-side           every worker logs it and relays it to its clients
  *   npx tsx emitter.ts --room lobby --disconnect
@@ -17,7 +16,7 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { clusterEmitter, type NamespaceEmitter } from "./cluster-emitter.ts";
-import { ADAPTERS, isAdapterName, isChatText, MAX_TEXT_LENGTH, redactUrl, redisFailure, roomNameProblem } from "./shared.ts";
+import { ADAPTERS, isAdapterName, isChatText, looksLikeSocketId, MAX_TEXT_LENGTH, redactUrl, redisFailure, roomNameProblem } from "./shared.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://localhost:6379";
 const ADAPTER = process.env.ADAPTER ?? "classic";
@@ -33,15 +32,21 @@ const USAGE = `usage: emitter.ts [socket id] [options]
   --leave ROOM    make the targeted sockets leave ROOM, on every worker
   --disconnect    disconnect the targeted sockets, on every worker
   --help          this text
-A socket id may start with "-": write --room=ID, --except=ID, or -- ID for the bare form.
+A socket id may start with "-": the bare form takes it as it is; write --room=ID and --except=ID.
 Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;
 
 // Events the Socket.IO client keeps for itself: a socket cannot receive them as messages.
 const RESERVED_EVENTS = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
+// Socket ids are URL-safe base64 and 1 in 64 starts with "-": in the post's bare form
+// (`emitter.ts <socket id>`) such an id would be read as options, so it is moved behind "--".
+const argv = process.argv.slice(2);
+if (argv[0]?.startsWith("-") && looksLikeSocketId(argv[0])) argv.push("--", argv.shift()!);
+
 let args;
 try {
   args = parseArgs({
+    args: argv,
     allowPositionals: true,
     options: {
       room: { type: "string", multiple: true, default: [] },

@@ -59,3 +59,13 @@ test("index.ts refuses an unknown ADAPTER with one line", async () => {
   assert.equal(result.code, 1);
   assert.deepEqual(result.stderr, ['ADAPTER must be one of classic, sharded, streams, got "cluster"']);
 });
+
+test("a bare socket id that starts with '-' is a socket id, not options", async () => {
+  // Redis points nowhere: exit code 1 (cannot connect) shows the command line was accepted.
+  const env = { REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
+  for (const args of [["-6ps_aSoWBoOcggAAAAx"], ["-6ps_aSoWBoOcggAAAAx", "--message", "hi"]]) {
+    const result = await runToEnd("emitter.ts", args, env);
+    assert.equal(result.code, 1, `emitter.ts ${args.join(" ")}: ${result.stderr.join("\n")}`);
+    assert.match(result.stderr[0]!, /^cannot connect to Redis/);
+  }
+});
