@@ -1,19 +1,25 @@
 /**
- * dev/capture.ts: what Redis sees while the post's scenario runs, step by step, and the
- * annotated text docs/ shows. `npm run trace` (dev/trace.ts) writes it to docs/captures/;
- * test/trace.test.ts captures it again and compares it with the trace blocks in docs/.
+ * dev/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
+ * docs/ shows. `npm run trace` (dev/trace.ts) writes it to docs/captures/; test/trace.test.ts
+ * captures the post's scenario again and compares it with the trace blocks in docs/.
  *
- * The trace is real: a private Redis, `MONITOR` on a connection of its own, index.ts with two
- * workers, client.ts and emitter.ts processes. Payloads are decoded with notepack.io, the
- * MessagePack library the Redis adapter itself uses.
+ * Two scenarios share one way of capturing:
+ * - the post's (captureTrace): index.ts with two workers on the classic adapter, client.ts A and B,
+ *   emitter.ts; docs/traces.md and docs/then-and-now.md show it;
+ * - the adapter tour (captureAdapterTour): every emitter.ts option, rooms, and for the streams
+ *   adapter a client that drops and recovers, on one adapter; docs/adapters.md shows it.
+ *
+ * The trace is real: a private Redis, `MONITOR` on a connection of its own, real processes. Each
+ * step ends with an ECHO on another connection, so every command MONITOR printed before that ECHO
+ * belongs to the step. Payloads are decoded with notepack.io, the MessagePack library the Redis
+ * adapter itself uses.
  */
 import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
+import { io as connect, type Socket } from "socket.io-client";
+import type { AdapterName } from "../shared.ts";
 import { run, runToEnd, type Script, sleep } from "../test/harness.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
-
-/** The adapters the trace knows how to drive. Only the classic (PUB/SUB) one so far. */
-export type Adapter = "classic";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
 export interface Command {
@@ -32,9 +38,11 @@ export interface Step {
 }
 
 export interface Trace {
-  adapter: Adapter;
+  adapter: AdapterName;
   redisVersion: string;
   steps: Step[];
+  /** Socket id → the name the rendering shows instead (`<A>`); empty for the post's scenario. */
+  socketNames: Map<string, string>;
 }
 
 /** The steps of the post's scenario, in order. Their titles name the trace blocks in docs/. */
@@ -50,11 +58,24 @@ export const STEP_TITLES = [
 
 /** How long to let late commands arrive before closing a step (no assertion depends on it). */
 const SETTLE_MS = 500;
+/** A tour step whose action has not finished by then fails the capture. */
+const STEP_TIMEOUT_MS = 20_000;
 const MARK = "trace: end of step";
 const SERVER_SIDE_TEXT = "hello workers";
 
-/** Runs the scenario against a fresh private Redis and a fresh cluster, and returns the trace. */
-export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace> {
+/** What a scenario gets to drive the kit's processes and cut the capture into steps. */
+interface Session {
+  env: Record<string, string>;
+  port: number;
+  /** Starts one of the kit's scripts with the session's environment; stopped at the end. */
+  start(script: string, args: string[], extra?: Record<string, string>): Script;
+  /** Closes a step: the commands MONITOR showed since the last one, and what `named` printed. */
+  endStep(title: string, shell: string, named?: Record<string, Script>): Promise<void>;
+  socketNames: Map<string, string>;
+}
+
+/** Runs `scenario` against a fresh private Redis under MONITOR, and returns what it captured. */
+async function capture(adapter: AdapterName, scenario: (session: Session) => Promise<void>): Promise<Trace> {
   const redis = await startPrivateRedis();
   const monitor = createClient({ url: redis.url });
   const marker = createClient({ url: redis.url });
@@ -71,34 +92,51 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
     });
 
     const port = await freePort();
-    // ADAPTER is for the adapters still to come; index.ts uses the classic one without it.
     const env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}`, ADAPTER: adapter };
-    const start = (script: string, args: string[], extra: Record<string, string> = {}) => {
-      const started = run(script, args, { ...env, ...extra });
-      scripts.push(started);
-      return started;
-    };
-
     const steps: Step[] = [];
     let from = 0;
     const printedFrom = new Map<Script, number>();
-    /** Closes a step: every command MONITOR shows before the marker ECHO belongs to it. */
-    const endStep = async (title: (typeof STEP_TITLES)[number], shell: string, named: Record<string, Script>) => {
-      await sleep(SETTLE_MS);
-      const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
-      await marker.echo(MARK);
-      await marked;
-      const lines = seen.slice(from);
-      from = seen.length;
-      const printed: string[] = [];
-      for (const [name, script] of Object.entries(named)) {
-        printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
-        printedFrom.set(script, script.stdout.length);
-      }
-      const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK));
-      steps.push({ title, shell, printed, commands });
+    const session: Session = {
+      env,
+      port,
+      socketNames: new Map(),
+      start(script, args, extra = {}) {
+        const started = run(script, args, { ...env, ...extra });
+        scripts.push(started);
+        return started;
+      },
+      async endStep(title, shell, named = {}) {
+        await sleep(SETTLE_MS);
+        const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
+        await marker.echo(MARK);
+        await marked;
+        const lines = seen.slice(from);
+        from = seen.length;
+        const printed: string[] = [];
+        for (const [name, script] of Object.entries(named)) {
+          printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
+          printedFrom.set(script, script.stdout.length);
+        }
+        const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK));
+        steps.push({ title, shell, printed, commands });
+      },
     };
+    await scenario(session);
+    // A process that stopped during the scenario (a crash, a signal from outside) spoils the capture.
+    const stopped = scripts.find((script) => script.child.exitCode !== null || script.child.signalCode !== null);
+    if (stopped) throw new Error(`${stopped.child.spawnargs.join(" ")} stopped during the capture: ${stopped.stderr.join("\n")}`);
+    return { adapter, redisVersion, steps, socketNames: session.socketNames };
+  } finally {
+    // MONITOR first, so that the shutdown's UNSUBSCRIBEs stay out of the trace.
+    await Promise.allSettled([monitor.close(), marker.close()]);
+    await Promise.allSettled(scripts.map((script) => script.stop()));
+    await redis.stop();
+  }
+}
 
+/** The post's scenario on the classic adapter, as docs/traces.md shows it. */
+export function captureTrace(): Promise<Trace> {
+  return capture("classic", async ({ env, port, start, endStep }) => {
     const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
     await server.waitFor("listening on port", 30_000);
     await endStep("server start", "PORT=3000 WORKERS=2 npx tsx index.ts", { server });
@@ -127,22 +165,77 @@ export async function captureTrace(adapter: Adapter = "classic"): Promise<Trace>
     await a.waitFor(/^Hi guys from Emitter$/);
     await endStep("emitter to A's id", `npx tsx emitter.ts ${idA}`, { server, A: a, B: b });
 
-    // To the servers, not the clients: each worker's server-side "chat message" handler logs it and
-    // relays it to its own clients.
+    // To the servers, not the clients: each worker's server-side "chat message" listener logs it
+    // and relays it to its own clients.
     const before = [server, a, b].map((script) => script.stdout.length);
     mustSucceed(await runToEnd("emitter.ts", ["--server-side", "--message", SERVER_SIDE_TEXT], env));
     for (const worker of [1, 2]) await server.waitFor(`worker: ${worker}, server-side chat message on /: ${SERVER_SIDE_TEXT}`, 10_000, before[0]);
     await a.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[1]);
     await b.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[2]);
     await endStep("server-side emit", `npx tsx emitter.ts --server-side --message "${SERVER_SIDE_TEXT}"`, { server, A: a, B: b });
+  });
+}
 
-    return { adapter, redisVersion, steps };
-  } finally {
-    // MONITOR first, so that the shutdown's UNSUBSCRIBEs stay out of the trace.
-    await Promise.allSettled([monitor.close(), marker.close()]);
-    await Promise.allSettled(scripts.map((script) => script.stop()));
-    await redis.stop();
-  }
+/**
+ * Every emitter.ts option on one adapter, as docs/adapters.md shows it: two workers, sockets A and B
+ * (socket.io-client, so that the streams run can drop B's connection and bring it back).
+ */
+export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
+  return capture(adapter, async ({ env, port, start, endStep, socketNames }) => {
+    const step = async (title: string, action: () => Promise<unknown> = async () => {}) => {
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`step "${title}" did not finish`)), STEP_TIMEOUT_MS);
+      });
+      await Promise.race([action(), stuck]).finally(() => clearTimeout(timer));
+      await endStep(title, "");
+    };
+    const emitter = (...args: string[]) => async () => mustSucceed(await runToEnd("emitter.ts", args, env));
+    const sockets: Socket[] = [];
+    const open = async (name: string) => {
+      const socket = connect(`http://127.0.0.1:${port}`, { forceNew: true, transports: ["websocket"] });
+      sockets.push(socket);
+      await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("connect_error", reject));
+      socketNames.set(socket.id!, name);
+      return socket;
+    };
+
+    try {
+      const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
+      await step("server start (2 workers)", () => server.waitFor("listening on port", 20_000));
+      const a = await open("<A>");
+      await step("socket A connects");
+      const b = await open("<B>");
+      await step("socket B connects");
+      await step("A joins lobby (client.ts: /join lobby)", () => a.emitWithAck("join", "lobby"));
+      await step('A sends a chat message "Hello"', async () => {
+        const arrived = new Promise((resolve) => b.once("chat message", resolve));
+        a.emit("chat message", "A", "Hello");
+        await arrived;
+      });
+      await step("emitter.ts", emitter());
+      await step("emitter.ts <id of A>", emitter("--", a.id!));
+      await step("emitter.ts --room lobby --message hi", emitter("--room", "lobby", "--message", "hi"));
+      await step("emitter.ts --server-side --message note", emitter("--server-side", "--message", "note"));
+      await step("emitter.ts --room lobby --join vip", emitter("--room", "lobby", "--join", "vip"));
+      if (adapter === "streams") {
+        b.io.reconnection(false); // it comes back when the tour says so
+        await step("B loses its connection; emitter.ts while it is away", async () => {
+          b.io.engine.close();
+          await sleep(SETTLE_MS);
+          await emitter("--message", "while you were away")();
+        });
+        await step("B comes back and recovers what it missed", async () => {
+          const back = new Promise<void>((resolve) => b.once("connect", () => resolve()));
+          b.connect();
+          await back;
+        });
+      }
+      await step("emitter.ts --room vip --disconnect", emitter("--room", "vip", "--disconnect"));
+    } finally {
+      for (const socket of sockets) socket.disconnect();
+    }
+  });
 }
 
 function mustSucceed(result: { code: number | null; stderr: string[] }) {
@@ -240,7 +333,7 @@ export function renderStep(step: Step, names: Map<string, string>): string {
 export function renderTrace(trace: Trace): string {
   const names = connectionNames(trace);
   return [
-    `# Trace: ${trace.adapter} adapter`,
+    `# Trace: the post's scenario, ${trace.adapter} adapter`,
     "",
     `Written by \`npm run trace\` (dev/trace.ts) against Redis ${trace.redisVersion}: index.ts with two workers,`,
     "client.ts A and B, emitter.ts. Each block is one step of the scenario: the command a reader runs,",
@@ -257,6 +350,52 @@ export function renderTrace(trace: Trace): string {
     renderByteTable(byteTable(chatPayload(trace))),
     "",
   ].join("\n");
+}
+
+/** Commands that are connection chatter, not the adapter's protocol: left out of the tour. */
+const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
+
+/**
+ * An adapter tour as a Markdown page with one block, as docs/adapters.md shows it: each step's
+ * commands without the connection, chatter left out (and the streams adapter's blocking XREAD loop,
+ * after the first step); ids replaced by placeholders, MessagePack decoded below its line.
+ */
+export function renderTour(trace: Trace): string {
+  const lines: string[] = [];
+  trace.steps.forEach((step, index) => {
+    lines.push(...(index === 0 ? [] : [""]), `# ${step.title}`);
+    for (const { args } of step.commands) {
+      if (CHATTER.test(args) || (index > 0 && /^"XREAD"/i.test(args))) continue;
+      lines.push(withPlaceholders(args, trace.socketNames));
+      const message = decodedMessage(args);
+      if (message?.format === "msgpack") lines.push(`    = msgpack ${withPlaceholders(JSON.stringify(message.value), trace.socketNames)}`);
+    }
+  });
+  return [
+    `# Trace: the adapter tour, ${trace.adapter} adapter`,
+    "",
+    `Written by \`npm run trace -- ${trace.adapter}\` (dev/trace.ts) against Redis ${trace.redisVersion}: index.ts with two`,
+    "workers on `ADAPTER=" + trace.adapter + "`, two socket.io-client sockets A and B, emitter.ts with each of its options.",
+    "Every command Redis received, as `MONITOR` showed it, without timestamp and client address, and",
+    "without connection chatter (HELLO, CLIENT, PING...) or, after the start, the streams adapter's",
+    "XREAD loop. Socket ids, server uids and session ids are replaced by `<A>`, `<B>`, `<uid>` and",
+    "`<pid>`; below each MessagePack message, its value decoded with notepack.io. docs/adapters.md",
+    "shows the block of each adapter.",
+    "",
+    "```",
+    ...lines,
+    "```",
+    "",
+  ].join("\n");
+}
+
+/** Socket ids by name; server uids (16 hex digits: sharded, streams; 6 characters: classic) and session ids as placeholders. */
+function withPlaceholders(text: string, socketNames: Map<string, string>): string {
+  let named = text;
+  for (const [id, name] of socketNames) named = named.replaceAll(id, name);
+  return named
+    .replace(/\b[0-9a-f]{16}\b|(?<=#)[\w-]{6}(?=#)|(?<=\\x93\\xa6)[\w-]{6}|(?<=^\[")[\w-]{6}(?=")/g, "<uid>")
+    .replace(/sio:session:[\w-]{20}/g, "sio:session:<pid>");
 }
 
 /** The message the worker published when A chatted. */

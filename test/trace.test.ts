@@ -41,7 +41,7 @@ describe("the traces in docs/ match a live capture", () => {
     .flatMap((file) => traceBlocks(file, readFileSync(DOCS + file, "utf8")));
 
   before(async () => {
-    trace = await captureTrace("classic");
+    trace = await captureTrace();
     const names = connectionNames(trace);
     live = new Map(trace.steps.map((step) => [step.title, traceBlocks("live", renderStep(step, names))[0]!]));
   });
