@@ -22,7 +22,8 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
-import type { ServerToClientEvents } from "../shared.ts";
+import { clusterEmitter } from "../cluster-emitter.ts";
+import { ADAPTERS, type AdapterName } from "../shared.ts";
 import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../test/harness.ts";
 import { processTree, rssOf, serverProcesses } from "./proc.ts";
 import { type FromClients, now, publish, type ToClients } from "./protocol.ts";
@@ -80,7 +81,7 @@ const SECONDS = wholeNumber("seconds", 1, 600);
 const REPETITIONS = wholeNumber("repetitions", 1, 100);
 const CLIENT_PROCESSES = Math.min(wholeNumber("client-processes", 1, 64), CLIENTS);
 const RUNTIME = oneOf("runtime", ["node", "bun", "deno"]) as Runtime;
-const ADAPTER = oneOf("adapter", ["classic", "sharded", "streams"]);
+const ADAPTER = oneOf("adapter", ADAPTERS) as AdapterName;
 const TRANSPORTS = options.transports.split(",");
 if (!TRANSPORTS.every((t) => t === "websocket" || t === "polling")) fail(`--transports takes websocket and/or polling, got "${options.transports}"`);
 const LATENCY_MESSAGES = RATE * SECONDS;
@@ -254,18 +255,9 @@ async function publisherFor(config: Config, url: string): Promise<Publisher> {
   }
   const client = createClient({ url: redis!.url });
   await client.connect();
-  // @socket.io/redis-emitter speaks only to the classic adapter (upstream socket.io-redis-emitter#127);
-  // the sharded and streams adapters accept the same broadcast in their own format with uid "emitter".
-  const broadcast = (text: string) => ({ packet: { type: 2, data: ["chat message", text], nsp: "/" }, opts: { rooms: [], except: [], flags: {} } });
-  const BROADCAST = 3; // socket.io-adapter's MessageType.BROADCAST
-  const emitter = new Emitter<ServerToClientEvents>(client);
-  const send =
-    ADAPTER === "classic"
-      ? (text: string) => void emitter.emit("chat message", text)
-      : ADAPTER === "sharded"
-        ? (text: string) => void client.sPublish("socket.io#/#", JSON.stringify({ uid: "emitter", nsp: "/", type: BROADCAST, data: broadcast(text) }))
-        : (text: string) =>
-            void client.xAdd("socket.io", "*", { uid: "emitter", nsp: "/", type: String(BROADCAST), data: JSON.stringify(broadcast(text)) }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: 10_000 } });
+  // The same emitters as emitter.ts: the official one for classic, ours for sharded and streams.
+  const emitter = ADAPTER === "classic" ? new Emitter(client).of("/") : clusterEmitter(client, ADAPTER).of("/");
+  const send = (text: string) => void emitter.to([]).emit("chat message", text);
   return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
 }
 
@@ -345,7 +337,7 @@ function wholeNumber(name: keyof typeof options, min: number, max: number): numb
   return value;
 }
 
-function oneOf(name: "runtime" | "adapter", allowed: string[]): string {
+function oneOf(name: "runtime" | "adapter", allowed: readonly string[]): string {
   const value = options[name];
   if (!allowed.includes(value)) fail(`--${name} must be one of ${allowed.join(", ")}, got "${value}"`);
   return value;
