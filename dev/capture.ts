@@ -214,7 +214,7 @@ export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
         await arrived;
       });
       await step("emitter.ts", emitter());
-      await step("emitter.ts <id of A>", emitter("--", a.id!));
+      await step("emitter.ts <id of A>", emitter(a.id!));
       await step("emitter.ts --room lobby --message hi", emitter("--room", "lobby", "--message", "hi"));
       await step("emitter.ts --server-side --message note", emitter("--server-side", "--message", "note"));
       await step("emitter.ts --room lobby --join vip", emitter("--room", "lobby", "--join", "vip"));
