@@ -108,8 +108,7 @@ export function chatScenario(runtimes: Runtimes): void {
       // Long-polling only: every message is an HTTP POST that the primary forwards to the worker.
       const pollingOnly: Socket<ServerToClientEvents, ClientToServerEvents> = connect(serverUrl, { forceNew: true, transports: ["polling"] });
       try {
-        await connected(client);
-        await connected(pollingOnly);
+        await Promise.all([connected(client), connected(pollingOnly)]);
         await until(() => transports.length === 2);
         assert.deepEqual(transports, ["polling", "websocket"]);
         const pollingGot: string[] = [];
@@ -178,6 +177,8 @@ export function chatScenario(runtimes: Runtimes): void {
 
 /** Resolves on "connect"; rejects on "connect_error", or after `ms` (a client stuck after the handshake). */
 function connected(socket: Socket, ms = 10_000): Promise<void> {
+  // Checked first: a socket may have connected while the test awaited something else.
+  if (socket.connected) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no connect within ${ms} ms (transport: ${socket.io.engine?.transport?.name})`)), ms);
     socket.once("connect", () => (clearTimeout(timer), resolve()));
