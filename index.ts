@@ -11,8 +11,8 @@
  *   deno run -A index.ts
  *
  * Environment: PORT (3000), WORKERS (number of CPUs), REDIS_URL (redis://localhost:6379),
- * ADAPTER (classic | sharded | streams, see docs/adapters.md).
- * CHAT_RATE_LIMIT (chat messages per second one client may send, 5).
+ * ADAPTER (classic | sharded | streams, see docs/adapters.md), CHAT_RATE_LIMIT (chat messages
+ * per second one client may send, 5).
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -217,28 +217,24 @@ if (cluster.isPrimary) {
       socket.broadcast.emit("chat message", data);
     });
 
+    // Rooms: client.ts sends /join and /leave, emitter.ts --room reaches who is in one.
+    socket.on("join", (room, answer) => {
+      const full = !socket.rooms.has(room) && socket.rooms.size > MAX_ROOMS_PER_SOCKET; // rooms holds its id room too
+      const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null);
+      if (!problem) socket.join(room);
+      if (typeof answer === "function") answer(problem);
+    });
+    socket.on("leave", (room, answer) => {
+      const problem = roomNameProblem(room);
+      if (!problem) socket.leave(room);
+      if (typeof answer === "function") answer(problem);
+    });
+
     socket.on("disconnect", () => {
       console.log(`disconnected, id: ${socket.id}`);
     });
   };
   for (const nsp of chatNamespaces) nsp.on("connection", onChatConnection);
-
-  // Rooms: client.ts sends /join and /leave, emitter.ts --room reaches who is in one.
-  for (const nsp of chatNamespaces) {
-    nsp.on("connection", (socket) => {
-      socket.on("join", (room, answer) => {
-        const full = !socket.rooms.has(room) && socket.rooms.size > MAX_ROOMS_PER_SOCKET; // rooms holds its id room too
-        const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null);
-        if (!problem) socket.join(room);
-        if (typeof answer === "function") answer(problem);
-      });
-      socket.on("leave", (room, answer) => {
-        const problem = roomNameProblem(room);
-        if (!problem) socket.leave(room);
-        if (typeof answer === "function") answer(problem);
-      });
-    });
-  }
 
   // A server-side emit (emitter.ts --server-side) reaches this handler on every worker, unlike
   // an emit to the clients, which no server handler sees. Each worker relays it to its own clients.
@@ -248,7 +244,7 @@ if (cluster.isPrimary) {
         console.log(`worker: ${workerId}, ignored a malformed server-side chat message`);
         return;
       }
-      console.log(`worker: ${workerId}, server-side chat message on ${nsp.name}: ${text}`);
+      console.log(`worker: ${workerId}, server-side chat message on ${nsp.name}: ${printable(text)}`);
       if (!recoversState) {
         nsp.local.emit("chat message", text);
         return;
