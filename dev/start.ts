@@ -24,9 +24,9 @@ const server = spawn(process.execPath, [...process.execArgv, fileURLToPath(new U
   stdio: "inherit",
 });
 
-// Ctrl-C reaches the server through the terminal; a SIGTERM sent to this process is passed on.
-process.on("SIGINT", () => {});
-process.on("SIGTERM", () => server.kill("SIGTERM"));
+// Passed on, so that `kill` on this process stops the server too (index.ts ignores a second
+// signal, as when Ctrl-C reaches both through the terminal); Redis is stopped once it has exited.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => server.kill(signal));
 
 server.on("exit", async (code, signal) => {
   await redis.stop();
