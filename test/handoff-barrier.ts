@@ -11,6 +11,7 @@
 import cluster from "node:cluster";
 import { connect, createServer, type Socket } from "node:net";
 import { answerHandoffBarriers, guardStickyHandoffs } from "../sticky-handoff.ts";
+import { forkBusyableWorker, onBusyOrder } from "./busy-worker.ts";
 
 const ROUNDS = 10;
 const guarded = process.argv[2] === "guarded";
@@ -18,13 +19,7 @@ const guarded = process.argv[2] === "guarded";
 if (cluster.isPrimary) {
   cluster.setupPrimary({ serialization: "advanced" });
   if (guarded) guardStickyHandoffs();
-  // The order to be busy goes over TCP, as in test/handoff-race.ts, so that it is not an IPC message.
-  const control = createServer();
-  control.listen(0, "127.0.0.1");
-  await new Promise((resolve) => control.once("listening", resolve));
-  const controlled = new Promise<Socket>((resolve) => control.once("connection", resolve));
-  const worker = cluster.fork({ CONTROL_PORT: String((control.address() as { port: number }).port) });
-  const busyOrders = await controlled;
+  const { worker, makeBusy } = await forkBusyableWorker(); // the order goes over TCP, not IPC
 
   // Sockets to hand over: the server side of ROUNDS local connections.
   const server = createServer({ allowHalfOpen: true });
@@ -36,7 +31,7 @@ if (cluster.isPrimary) {
   const clients = Array.from({ length: ROUNDS }, () => connect(port, "127.0.0.1"));
   while (sockets.length < ROUNDS) await new Promise((resolve) => setTimeout(resolve, 10));
 
-  busyOrders.write("busy\n");
+  makeBusy();
   await new Promise((resolve) => setTimeout(resolve, 50)); // the worker is busy now
   for (let i = 0; i < ROUNDS; i++) {
     worker.send({ type: "sticky:http-chunk", data: Buffer.from("body"), connectionId: `c${i}` });
@@ -50,7 +45,7 @@ if (cluster.isPrimary) {
 } else {
   answerHandoffBarriers();
   let received = 0;
-  connect(Number(process.env.CONTROL_PORT), "127.0.0.1").on("data", () => {
+  onBusyOrder(() => {
     const until = Date.now() + 300;
     while (Date.now() < until); // lets the primary's messages pile up in the pipe
     setTimeout(() => process.send!(received), 2000); // what arrived by then

@@ -13,6 +13,7 @@
 import cluster from "node:cluster";
 import { connect, createServer, type Socket } from "node:net";
 import { answerHandoffBarriers, guardStickyHandoffs } from "../sticky-handoff.ts";
+import { forkBusyableWorker, onBusyOrder } from "./busy-worker.ts";
 
 const BUSY_MS = 1000;
 const guarded = process.argv[2] === "guarded";
@@ -20,18 +21,11 @@ const guarded = process.argv[2] === "guarded";
 if (cluster.isPrimary) {
   cluster.setupPrimary({ serialization: "advanced" });
   if (guarded) guardStickyHandoffs();
-  // The order to be busy goes over its own TCP connection, not IPC: a message before the socket
-  // would bring in the barrier, which on Deno also closes the window; this test is about reads.
-  const control = createServer();
-  control.listen(0, "127.0.0.1");
-  await new Promise((resolve) => control.once("listening", resolve));
-  const controlled = new Promise<Socket>((resolve) => control.once("connection", resolve));
-  const worker = cluster.fork({ CONTROL_PORT: String((control.address() as { port: number }).port) });
-  const busyOrders = await controlled;
+  const { worker, makeBusy } = await forkBusyableWorker(); // the order goes over TCP, not IPC
 
   const server = createServer({ allowHalfOpen: true }, (socket) => {
     socket.once("data", (chunk) => {
-      busyOrders.write("busy\n"); // the worker cannot acknowledge the socket for BUSY_MS
+      makeBusy(); // the worker cannot acknowledge the socket for BUSY_MS
       setTimeout(() => worker.send({ type: "sticky:connection", data: chunk }, socket), 50);
     });
   });
@@ -56,7 +50,7 @@ if (cluster.isPrimary) {
   }
 } else {
   answerHandoffBarriers();
-  connect(Number(process.env.CONTROL_PORT), "127.0.0.1").on("data", () => {
+  onBusyOrder(() => {
     const until = Date.now() + BUSY_MS;
     while (Date.now() < until); // blocks the event loop, hence the IPC acknowledgement
   });
