@@ -142,7 +142,9 @@ if (cluster.isPrimary) {
     },
   });
   const subClient = pubClient.duplicate();
-  for (const client of [pubClient, subClient]) {
+  // The streams adapter reads and listens with connections it duplicates from pubClient itself.
+  const redisClients = ADAPTER === "streams" ? [pubClient] : [pubClient, subClient];
+  for (const client of redisClients) {
     // One line per outage, not one per retry and client.
     client.on("error", (err: Error) => {
       if (client.isReady) {
@@ -154,7 +156,7 @@ if (cluster.isPrimary) {
       }
     });
     client.on("ready", () => {
-      if (redisDown && pubClient.isReady && subClient.isReady) {
+      if (redisDown && redisClients.every((c) => c.isReady)) {
         redisDown = false;
         console.log(`worker: ${workerId}, Redis is back`);
       }
@@ -162,7 +164,7 @@ if (cluster.isPrimary) {
   }
 
   try {
-    await Promise.all([pubClient.connect(), subClient.connect()]);
+    await Promise.all(redisClients.map((client) => client.connect()));
     connectedOnce = true;
   } catch (err) {
     report({ type: "redis-unreachable", reason: redisFailure(err) });
@@ -178,7 +180,6 @@ if (cluster.isPrimary) {
       // not to every worker (upstream socket.io-redis-adapter#407); all workers must agree on it.
       classic: () => createAdapter(pubClient, subClient, { publishOnSpecificResponseChannel: true }),
       sharded: () => createShardedAdapter(pubClient, subClient),
-      // It reads the stream and listens with connections of its own, duplicated from pubClient.
       streams: () => createStreamsAdapter(pubClient),
     }[ADAPTER](),
     connectionStateRecovery: recoversState ? { maxDisconnectionDuration: 2 * 60_000 } : undefined,
@@ -269,7 +270,7 @@ if (cluster.isPrimary) {
     stopping = true;
     // Each adapter unsubscribes (or stops reading the stream); skipped while Redis is down, when
     // nothing arrives anyway and an unsubscribe would wait for Redis to come back.
-    if (pubClient.isReady && subClient.isReady) await Promise.allSettled(chatNamespaces.map((nsp) => nsp.adapter.close()));
+    if (redisClients.every((c) => c.isReady)) await Promise.allSettled(chatNamespaces.map((nsp) => nsp.adapter.close()));
     // One connection may carry a socket of each namespace: close each connection once.
     const connections = new Set(chatNamespaces.flatMap((nsp) => [...nsp.sockets.values()].map((socket) => socket.conn)));
     const closed = [...connections].map(
@@ -279,7 +280,7 @@ if (cluster.isPrimary) {
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 8000))]);
     await io.close();
     // close() lets queued commands finish, which never happens while Redis is down.
-    await Promise.allSettled([pubClient, subClient].map((client) => (client.isReady ? client.close() : client.destroy())));
+    await Promise.allSettled(redisClients.map((client) => (client.isReady ? client.close() : client.destroy())));
     process.exit(0);
   }
   process.on("SIGINT", shutdown);
