@@ -12,7 +12,7 @@
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
-import { type ClientToServerEvents, printable, type ServerToClientEvents } from "./shared.ts";
+import { type ClientToServerEvents, isChatText, MAX_TEXT_LENGTH, printable, type ServerToClientEvents } from "./shared.ts";
 
 const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
 const user = process.argv[2];
@@ -21,8 +21,12 @@ if (!user) {
   console.error("usage: client.ts <user name>");
   process.exit(2);
 }
+if (!isChatText(user)) {
+  console.error(`the user name must be 1 to ${MAX_TEXT_LENGTH} characters`);
+  process.exit(2);
+}
 if (!URL.canParse(SERVER_URL) || !/^(http|https|ws|wss):$/.test(new URL(SERVER_URL).protocol)) {
-  console.error(`SERVER_URL must be an http(s) URL, got "${SERVER_URL}"`);
+  console.error(`SERVER_URL must be an http(s) or ws(s) URL, got "${SERVER_URL}"`);
   process.exit(2);
 }
 
@@ -36,7 +40,10 @@ const rl = createInterface({ input: process.stdin });
 rl.on("line", (line) => {
   const command = /^\/(join|leave)(?:\s+(.*))?$/.exec(line);
   if (!command) {
-    socket.emit("chat message", user, line);
+    // The server would ignore these; say so here instead of sending them.
+    if (line.trim() === "") return;
+    if (line.length > MAX_TEXT_LENGTH) console.error(`Error: not sent, a line has at most ${MAX_TEXT_LENGTH} characters`);
+    else socket.emit("chat message", user, line);
     return;
   }
   const verb = command[1] as "join" | "leave";
@@ -51,10 +58,15 @@ rl.on("line", (line) => {
   });
 });
 
-// End of input: let the lines already typed go out, then leave.
+// End of input: let the lines already typed go out, then leave; while the server is away, wait
+// for it a few seconds, not forever.
 rl.on("close", () => {
-  if (socket.connected) socket.disconnect();
-  else socket.once("connect", () => socket.disconnect());
+  if (socket.connected) return socket.disconnect();
+  socket.once("connect", () => socket.disconnect());
+  setTimeout(() => {
+    console.error("Error: the server did not come back, lines typed since were not sent");
+    process.exit(1);
+  }, 5000).unref();
 });
 
 socket.on("connect", () => {

@@ -112,6 +112,13 @@ try {
   process.exit(1);
 }
 
+// The official emitter does not return its PUBLISH, so a refusal (an ACL without PUBLISH, say)
+// cannot be awaited below: it surfaces as an unhandled rejection, reported here in one line.
+process.on("unhandledRejection", (err) => {
+  console.error(`Redis refused the message: ${redisFailure(err)}`);
+  process.exit(1);
+});
+
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const emitter: NamespaceEmitter =
   ADAPTER === "classic" ? new Emitter(redisClient).of(options.nsp) : clusterEmitter(redisClient, ADAPTER).of(options.nsp);
@@ -126,7 +133,7 @@ try {
   // The official emitter does not wait for its PUBLISH; close() sends what is queued, then ends.
   await redisClient.close();
 } catch (err) {
-  console.error(`Redis refused the message: ${(err as Error).message || err}`);
+  console.error(`Redis refused the message: ${redisFailure(err)}`);
   process.exit(1);
 }
 

@@ -16,7 +16,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createServer as createNetServer } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { availableParallelism } from "node:os";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
@@ -55,13 +55,16 @@ type StickyWorker = Worker & { clientsCount?: number };
 if (cluster.isPrimary) {
   if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) fail(`PORT must be a port number, got "${process.env.PORT}"`);
   if (!Number.isInteger(WORKERS) || WORKERS < 1) fail(`WORKERS must be a whole number >= 1, got "${process.env.WORKERS}"`);
+  if (!URL.canParse(REDIS_URL) || !/^rediss?:$/.test(new URL(REDIS_URL).protocol)) {
+    fail(`REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(REDIS_URL)}"`);
+  }
   if (!(CHAT_RATE_LIMIT > 0)) fail(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${process.env.CHAT_RATE_LIMIT}"`);
 
   // "advanced" serialization carries the Buffers that sticky forwards to the workers.
   cluster.setupPrimary({ serialization: "advanced" });
 
   // A plain TCP server: sticky reads the first bytes of each connection itself to pick the worker.
-  // Its types ask for an http.Server, which works on Node but hangs on Bun and Deno (README.md);
+  // Its types ask for an http.Server, which works on Node but hangs on Bun and Deno (docs/runtimes.md);
   // sticky only uses the "connection" event, which both kinds of server emit.
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
@@ -80,7 +83,8 @@ if (cluster.isPrimary) {
       if (!listening && ready.size === WORKERS) {
         listening = true;
         server.listen(PORT, () => {
-          console.log(`listening on port ${PORT} with ${WORKERS} workers, Redis at ${redactUrl(REDIS_URL)}`);
+          const { port } = server.address() as AddressInfo; // PORT=0 picks a free one
+          console.log(`listening on port ${port} with ${WORKERS} workers, Redis at ${redactUrl(REDIS_URL)}`);
         });
       }
     } else if (report.type === "redis-unreachable" && !listening && !stopping) {
@@ -93,6 +97,11 @@ if (cluster.isPrimary) {
   cluster.on("exit", (worker, code, signal) => {
     ready.delete(worker.id);
     if (stopping) return;
+    if (!listening) {
+      // A worker that cannot start would only be replaced by another that cannot either.
+      console.error(`worker: ${worker.id} exited during start-up (${signal ?? `exit code ${code}`})`);
+      return stop(1);
+    }
     console.log(`worker: ${worker.id} died (${signal ?? `exit code ${code}`}), starting a new one`);
     forkWorker();
   });
@@ -131,14 +140,17 @@ if (cluster.isPrimary) {
   // A request that is not Socket.IO's gets the worker's id, as in the original post.
   const httpServer = createHttpServer((_req, res) => res.end(`worker: ${workerId}`));
 
+  // A first worker gives up on Redis at once, so that a wrong REDIS_URL stops the cluster with one
+  // line; a replacement (ids go on counting after the first WORKERS) waits for Redis instead,
+  // as the running workers do while Redis is away.
+  const isReplacement = workerId > WORKERS;
   let connectedOnce = false;
   let redisDown = false;
   const pubClient = createClient({
     url: REDIS_URL,
     socket: {
       connectTimeout: 5000,
-      // Give up at start (Redis is missing or misconfigured); later, keep retrying (Redis restarts).
-      reconnectStrategy: (retries, cause) => (connectedOnce ? Math.min(retries * 200, 2000) : cause),
+      reconnectStrategy: (retries, cause) => (connectedOnce || isReplacement ? Math.min(retries * 200, 2000) : cause),
     },
   });
   const subClient = pubClient.duplicate();
@@ -150,7 +162,7 @@ if (cluster.isPrimary) {
       if (client.isReady) {
         // Still connected: the adapter failed on a message someone published (a malformed payload).
         console.error(`worker: ${workerId}, ignored a message from Redis that the adapter could not handle (${err.message})`);
-      } else if (connectedOnce && !redisDown) {
+      } else if ((connectedOnce || isReplacement) && !redisDown) {
         redisDown = true;
         console.error(`worker: ${workerId}, lost Redis (${err.message || err.name}), reconnecting`);
       }
@@ -218,15 +230,18 @@ if (cluster.isPrimary) {
       socket.broadcast.emit("chat message", data);
     });
 
-    // Rooms: client.ts sends /join and /leave, emitter.ts --room reaches who is in one.
+    // Rooms: client.ts sends /join and /leave, emitter.ts --room reaches who is in one. Limited too:
+    // with the sharded adapter a room's first join and last leave cost a Redis (un)subscribe.
+    const withinRoomLimit = rateLimiter(MAX_ROOMS_PER_SOCKET);
+    const tooFast = "too many room changes, slow down";
     socket.on("join", (room, answer) => {
       const full = !socket.rooms.has(room) && socket.rooms.size > MAX_ROOMS_PER_SOCKET; // rooms holds its id room too
-      const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null);
+      const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null) ?? (withinRoomLimit() ? null : tooFast);
       if (!problem) socket.join(room);
       if (typeof answer === "function") answer(problem);
     });
     socket.on("leave", (room, answer) => {
-      const problem = roomNameProblem(room);
+      const problem = roomNameProblem(room) ?? (withinRoomLimit() ? null : tooFast);
       if (!problem) socket.leave(room);
       if (typeof answer === "function") answer(problem);
     });

@@ -80,7 +80,7 @@ export function redactUrl(url: string): string {
     if (parsed.password) parsed.password = "***";
     return parsed.toString();
   } catch {
-    return url;
+    return url.replace(/\/\/[^/@]*@/, "//***@"); // not a URL, but it may still hold a password
   }
 }
 

@@ -157,8 +157,10 @@ export function chatScenario(runtimes: Runtimes): void {
         { script: "emitter.ts", args: [], env: { REDIS_URL: nowhere }, code: 1, line: /^cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/ },
         { script: "emitter.ts", args: [], env: { REDIS_URL: "not a url" }, code: 1, line: /^cannot connect to Redis at not a url/ },
         { script: "client.ts", args: ["A"], env: { SERVER_URL: `http://127.0.0.1:${await freePort()}` }, code: 1, line: /^Error: cannot connect to http/ },
-        { script: "client.ts", args: ["A"], env: { SERVER_URL: "localhost:3000" }, code: 2, line: /^SERVER_URL must be an http\(s\) URL/ },
+        { script: "client.ts", args: ["A"], env: { SERVER_URL: "localhost:3000" }, code: 2, line: /^SERVER_URL must be an http\(s\) or ws\(s\) URL/ },
         { script: "client.ts", args: [], env: {}, code: 2, line: /^usage: client\.ts <user name>$/ },
+        { script: "client.ts", args: ["x".repeat(1001)], env: {}, code: 2, line: /^the user name must be 1 to 1000 characters$/ },
+        { script: "index.ts", args: [], env: { REDIS_URL: "not a url", PORT: "0", WORKERS: "2" }, code: 1, line: /^REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/ },
         { script: "index.ts", args: [], env: { REDIS_URL: nowhere, PORT: "0", WORKERS: "2" }, code: 1, line: /^cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+/ },
       ];
       const runtimeOf = { "emitter.ts": emitterRuntime, "client.ts": clientRuntime, "index.ts": serverRuntime };

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { freePort } from "../dev/redis.ts";
+import { createClient } from "redis";
+import { freePort, startPrivateRedis } from "../dev/redis.ts";
 import { runToEnd, stopAll } from "./harness.ts";
 
 after(stopAll);
@@ -67,5 +68,25 @@ test("a bare socket id that starts with '-' is a socket id, not options", async 
     const result = await runToEnd("emitter.ts", args, env);
     assert.equal(result.code, 1, `emitter.ts ${args.join(" ")}: ${result.stderr.join("\n")}`);
     assert.match(result.stderr[0]!, /^cannot connect to Redis/);
+  }
+});
+
+test("a PUBLISH that Redis refuses: one line, exit code 1, with every adapter", async () => {
+  const redis = await startPrivateRedis();
+  try {
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    // A user who may do everything but publish (also SPUBLISH and XADD for the other adapters).
+    await admin.sendCommand(["ACL", "SETUSER", "nopub", "on", ">pw", "~*", "&*", "+@all", "-publish", "-spublish", "-xadd"]);
+    await admin.close();
+    const url = redis.url.replace("redis://", "redis://nopub:pw@");
+    for (const adapter of ["classic", "sharded", "streams"]) {
+      const result = await runToEnd("emitter.ts", [], { REDIS_URL: url, ADAPTER: adapter });
+      assert.equal(result.code, 1, `${adapter}: ${result.stderr.join("\n")}`);
+      assert.equal(result.stderr.length, 1, `${adapter} printed ${JSON.stringify(result.stderr)}`);
+      assert.match(result.stderr[0]!, /^Redis refused the message: NOPERM/);
+    }
+  } finally {
+    await redis.stop();
   }
 });
