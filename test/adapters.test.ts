@@ -94,6 +94,9 @@ for (const adapter of ADAPTERS) {
       try {
         for (let i = 1; i <= 20; i++) assert.equal(await join(greedy, `room-${i}`), null);
         assert.match((await join(greedy, "room-21"))!, /at most 20 rooms per client/);
+        // Join and leave in a loop: past a burst of 40 room changes, the server refuses more.
+        const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? leave : join)(greedy, "churn")));
+        assert.ok(answers.some((answer) => answer === "too many room changes, slow down"), JSON.stringify(answers));
       } finally {
         greedy.socket.disconnect();
       }
