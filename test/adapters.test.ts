@@ -14,7 +14,7 @@ import { io as connect, type Socket } from "socket.io-client";
 import { clusterEmitter, type NamespaceEmitter } from "../cluster-emitter.ts";
 import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
 import { ADAPTERS, type AdapterName } from "../shared.ts";
-import { run, runToEnd, type Script, stopAll } from "./harness.ts";
+import { escape, run, runToEnd, type Script, stopAll, until } from "./harness.ts";
 
 /** A socket.io-client socket and the texts it received ("event: text" for events other than chat). */
 interface Watched {
@@ -269,12 +269,4 @@ function leave(watched: Watched, room: string): Promise<string | null> {
   return watched.socket.emitWithAck("leave", room);
 }
 
-async function until(condition: () => boolean, ms = 10_000) {
-  for (const deadline = Date.now() + ms; !condition(); await new Promise((resolve) => setTimeout(resolve, 20))) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${condition}`);
-  }
-}
 
-function escape(text: string) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
 import { type ClientToServerEvents, MAX_TEXT_LENGTH, type ServerToClientEvents } from "../shared.ts";
-import { run, runToEnd, type Runtime, type Script, sleep, stopAll } from "./harness.ts";
+import { run, runToEnd, type Runtime, type Script, sleep, stopAll, until } from "./harness.ts";
 
 /** How long "nothing arrived" is watched for. */
 const QUIET_MS = 1000;
@@ -109,7 +109,7 @@ export function chatScenario(runtimes: Runtimes): void {
       const pollingOnly: Socket<ServerToClientEvents, ClientToServerEvents> = connect(serverUrl, { forceNew: true, transports: ["polling"] });
       try {
         await Promise.all([connected(client), connected(pollingOnly)]);
-        await until(() => transports.length === 2);
+        await until(() => transports.length === 2, 5000);
         assert.deepEqual(transports, ["polling", "websocket"]);
         const pollingGot: string[] = [];
         pollingOnly.on("chat message", (text) => pollingGot.push(text));
@@ -188,8 +188,3 @@ function connected(socket: Socket, ms = 10_000): Promise<void> {
   });
 }
 
-async function until(condition: () => boolean, ms = 5000) {
-  for (const deadline = Date.now() + ms; !condition(); await sleep(20)) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${condition}`);
-  }
-}

@@ -14,7 +14,7 @@ import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../dev/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../shared.ts";
-import { run, runToEnd, type Script, sleep, stopAll } from "./harness.ts";
+import { run, runToEnd, type Script, sleep, stopAll, until } from "./harness.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -49,11 +49,6 @@ function connected(socket: Socket): Promise<void> {
   return new Promise((resolve) => socket.once("connect", () => resolve()));
 }
 
-async function until(condition: () => boolean, what: string, ms = 20_000) {
-  for (const deadline = Date.now() + ms; !condition(); await sleep(25)) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-  }
-}
 
 /** The process ids of the cluster workers: the primary's children that run index.ts (tsx may add esbuild). */
 function workerPids(primaryPid: number): number[] {
@@ -108,16 +103,16 @@ describe("a worker killed with SIGKILL", () => {
       let tick = 0;
       ticker = setInterval(() => emitter.emit("chat message", `tick ${tick++}`), 50);
 
-      await until(() => clients.every((c) => c.received.includes("tick 5")), "every client gets the first ticks");
+      await until(() => clients.every((c) => c.received.includes("tick 5")), 20_000, "every client gets the first ticks");
       const [victimPid] = workerPids(server.child.pid!);
       process.kill(victimPid!, "SIGKILL");
       const died = await server.waitFor(/^worker: (\d+) died \(SIGKILL\), starting a new one$/);
       const victims = clients.filter((_, i) => workers[i] === died[1]);
       const survivors = clients.filter((_, i) => workers[i] !== died[1]);
 
-      await until(() => victims.every((c) => c.disconnects === 1 && c.socket.connected), "the victims reconnect");
+      await until(() => victims.every((c) => c.disconnects === 1 && c.socket.connected), 20_000, "the victims reconnect");
       const stopAt = tick + 5;
-      await until(() => tick > stopAt, "five more ticks");
+      await until(() => tick > stopAt, 20_000, "five more ticks");
       clearInterval(ticker);
       await sleep(500);
 
@@ -138,8 +133,8 @@ describe("a worker killed with SIGKILL", () => {
       const [speaker, listener] = [victims[0]!, survivors[0]!];
       speaker.socket.emit("chat message", "V", "back again");
       listener.socket.emit("chat message", "S", "welcome back");
-      await until(() => survivors.every((c) => c.received.includes("back again from V")), "survivors hear a reconnected client");
-      await until(() => victims.every((c) => c.received.includes("welcome back from S")), "reconnected clients hear a survivor");
+      await until(() => survivors.every((c) => c.received.includes("back again from V")), 20_000, "survivors hear a reconnected client");
+      await until(() => victims.every((c) => c.received.includes("welcome back from S")), 20_000, "reconnected clients hear a survivor");
       const replacement = await workerOf(server, speaker.socket.id!);
       assert.notEqual(replacement, died[1]);
     } finally {
@@ -180,7 +175,7 @@ describe("Redis restarts under the running cluster", () => {
     try {
       await redis.stop();
       const lost = () => server.stderr.filter((line) => /^worker: \d+, lost Redis \(.+\), reconnecting$/.test(line));
-      await until(() => lost().length >= 2, "both workers report the outage");
+      await until(() => lost().length >= 2, 20_000, "both workers report the outage");
       // Sent while Redis is down: node-redis keeps the PUBLISH in its offline queue and sends it on
       // reconnection, which may come before or after the other worker has subscribed again.
       a.socket.emit("chat message", "A", "sent during the outage");
@@ -197,22 +192,22 @@ describe("Redis restarts under the running cluster", () => {
       let probe = 0;
       prober = setInterval(() => emitter.emit("chat message", `probe ${probe++}`), 100);
       const firstProbe = (c: Recorder) => c.received.find((text) => text.startsWith("probe "));
-      await until(() => firstProbe(a) !== undefined && firstProbe(b) !== undefined, "both workers deliver again", 30_000);
+      await until(() => firstProbe(a) !== undefined && firstProbe(b) !== undefined, 30_000, "both workers deliver again");
       const gap = Date.now() - redisBack;
       clearInterval(prober);
       t.diagnostic(`Redis back -> emitter broadcast delivered on both workers: ${gap} ms`);
 
       await server.waitFor(/^worker: \d+, Redis is back$/, 10_000);
-      await until(() => server.stdout.filter((line) => /^worker: \d+, Redis is back$/.test(line)).length === 2, "both workers say Redis is back");
+      await until(() => server.stdout.filter((line) => /^worker: \d+, Redis is back$/.test(line)).length === 2, 20_000, "both workers say Redis is back");
 
       // The kit's emitter script, started after the restart, reaches both workers.
       const emitted = await runToEnd("emitter.ts", [], { REDIS_URL: redisUrl });
       assert.equal(emitted.code, 0, emitted.stderr.join("\n"));
-      await until(() => a.received.includes("message from outside") && b.received.includes("message from outside"), "emitter.ts reaches A and B");
+      await until(() => a.received.includes("message from outside") && b.received.includes("message from outside"), 20_000, "emitter.ts reaches A and B");
       // Chat crosses workers again, both ways.
       a.socket.emit("chat message", "A", "after the restart");
       b.socket.emit("chat message", "B", "me too");
-      await until(() => b.received.includes("after the restart from A") && a.received.includes("me too from B"), "chat across workers");
+      await until(() => b.received.includes("after the restart from A") && a.received.includes("me too from B"), 20_000, "chat across workers");
       assert.ok(!server.stdout.some((line) => line.includes("died")), "a worker died");
       assert.ok(b.received.filter((text) => text === "sent during the outage from A").length <= 1, "delivered twice");
       t.diagnostic(`the chat message sent during the outage was ${b.received.includes("sent during the outage from A") ? "delivered late" : "lost"}`);
@@ -227,7 +222,7 @@ describe("Redis restarts under the running cluster", () => {
   test("SIGTERM while Redis is down: the server still exits 0 at once", async (t) => {
     const lostBefore = server.stderr.filter((line) => line.includes("lost Redis")).length;
     await redis.stop();
-    await until(() => server.stderr.filter((line) => line.includes("lost Redis")).length === lostBefore + 2, "both workers report the outage");
+    await until(() => server.stderr.filter((line) => line.includes("lost Redis")).length === lostBefore + 2, 20_000, "both workers report the outage");
     const signalled = Date.now();
     process.kill(server.child.pid!, "SIGTERM");
     const { code } = await server.exited;
@@ -274,7 +269,7 @@ describe("Redis with a password and TLS (rediss://)", () => {
       assert.equal(overTls.code, 0, overTls.stderr.join("\n"));
       const overTcp = await runToEnd("emitter.ts", [a.socket.id!], { REDIS_URL: plainUrl });
       assert.equal(overTcp.code, 0, overTcp.stderr.join("\n"));
-      await until(() => a.received.length === 2, "both messages");
+      await until(() => a.received.length === 2, 20_000, "both messages");
       assert.deepEqual(a.received, ["message from outside", "Hi guys from Emitter"]);
     } finally {
       a.socket.disconnect();
@@ -357,7 +352,7 @@ describe("bad input from clients", () => {
       raw.emit("chat message", "R", Buffer.from("binary"));
     }, []);
     // The log lines come through another pipe than B's output: wait for them, then count.
-    await until(() => ignored() - before >= 7, "seven log lines");
+    await until(() => ignored() - before >= 7, 20_000, "seven log lines");
     await sleep(200);
     assert.equal(ignored() - before, 7);
   });
@@ -374,14 +369,14 @@ describe("bad input from clients", () => {
 
   test("control characters reach other clients but not their terminal, nor the server's log", async () => {
     await fromRogue((rogue) => rogue.emit("chat message", "R", "\u001b[2J\u001b[31mred\u0007\r\nworker: 1 died"), ["[2J[31mredworker: 1 died from R"]);
-    await until(() => server.stdout.includes("[2J[31mredworker: 1 died from R"), "the server's log line");
+    await until(() => server.stdout.includes("[2J[31mredworker: 1 died from R"), 20_000, "the server's log line");
     assert.ok(!server.stdout.some((line) => line.includes("\u001b") || line.startsWith("worker: 1 died")));
   });
 
   test("a message over maxHttpBufferSize (1 MB): its sender is disconnected and reconnects on its own", async () => {
     // fromRogue's last message, sent once the client has reconnected by itself, arrives.
     const rogue = await fromRogue((rogue) => rogue.emit("chat message", "R", "y".repeat(2_000_000)), [], async (rogue) => {
-      await until(() => rogue.disconnects === 1 && rogue.socket.connected, "the sender is dropped and reconnects");
+      await until(() => rogue.disconnects === 1 && rogue.socket.connected, 20_000, "the sender is dropped and reconnects");
     });
     assert.deepEqual(rogue.disconnectReasons, ["transport close", "io client disconnect"]);
   });
@@ -405,7 +400,7 @@ describe("bad input from clients", () => {
       assert.deepEqual(flooder.received.filter((text) => text.startsWith("server:")), ["server: too many messages, yours are dropped until you send at most 5 per second"]);
       assert.equal(flooder.disconnects, 0, "the flooder keeps its connection");
       const dropping = () => server.stdout.filter((line) => line.includes(`dropping messages from ${flooder.socket.id}`)).length;
-      await until(() => dropping() >= 1, "the worker's log line");
+      await until(() => dropping() >= 1, 20_000, "the worker's log line");
       assert.equal(dropping(), 1);
     } finally {
       flooder.socket.disconnect();
@@ -452,7 +447,7 @@ describe("SIGTERM while messages are being delivered", () => {
           await emitterClient.ping(); // lets the batch go out before the next one
         }
       })();
-      await until(() => clients.every((c) => c.received.length >= 500), "deliveries are under way");
+      await until(() => clients.every((c) => c.received.length >= 500), 20_000, "deliveries are under way");
       const signalled = Date.now();
       process.kill(server.child.pid!, "SIGTERM");
       const { code } = await server.exited;

@@ -136,6 +136,13 @@ export async function runToEnd(script: string, args: string[], env: Record<strin
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves once `condition()` holds, checking every 20 ms; rejects after `ms`, naming `what`. */
+export async function until(condition: () => boolean, ms = 10_000, what = String(condition)): Promise<void> {
+  for (const deadline = Date.now() + ms; !condition(); await sleep(20)) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+  }
+}
+
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
   try {
     process.kill(-child.pid!, signal);
@@ -144,6 +151,7 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
   }
 }
 
-function escape(text: string) {
+/** `text` as a literal inside a RegExp. */
+export function escape(text: string) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
