@@ -74,13 +74,12 @@ if (cluster.isPrimary) {
 
   let listening = false;
   let stopping = false;
-  const ready = new Set<number>();
+  let readyWorkers = 0; // until the cluster listens: a worker that exits before then stops it
 
   cluster.on("message", (worker: Worker, report: WorkerReport) => {
     if (report.type === "ready") {
-      ready.add(worker.id);
       (worker as StickyWorker).clientsCount = 0; // see forkWorker
-      if (!listening && ready.size === WORKERS) {
+      if (!listening && ++readyWorkers === WORKERS) {
         listening = true;
         server.listen(PORT, () => {
           const { port } = server.address() as AddressInfo; // PORT=0 picks a free one
@@ -95,7 +94,6 @@ if (cluster.isPrimary) {
   });
 
   cluster.on("exit", (worker, code, signal) => {
-    ready.delete(worker.id);
     if (stopping) return;
     if (!listening) {
       // A worker that cannot start would only be replaced by another that cannot either.
