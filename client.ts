@@ -12,7 +12,8 @@
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
-import { type ClientToServerEvents, isChatText, MAX_TEXT_LENGTH, printable, type ServerToClientEvents } from "./shared.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
+import { isChatText, MAX_TEXT_LENGTH, printable } from "./lib/text.ts";
 
 const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
 const user = process.argv[2];

@@ -16,9 +16,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { freePort, startPrivateRedis } from "../dev/redis.ts";
-import type { ServerToClientEvents } from "../shared.ts";
-import { run, sleep } from "../test/harness.ts";
+import { freePort, startPrivateRedis } from "../tools/redis.ts";
+import type { ServerToClientEvents } from "../lib/chat-events.ts";
+import { run, sleep } from "../tools/harness.ts";
 
 const CLIENTS = Number(process.env.CLIENTS ?? 1000);
 const MESSAGES = Number(process.env.MESSAGES ?? 10_000);

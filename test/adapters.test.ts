@@ -11,10 +11,10 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { clusterEmitter, type NamespaceEmitter } from "../cluster-emitter.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
-import { ADAPTERS, type AdapterName } from "../shared.ts";
-import { escape, run, runToEnd, type Script, stopAll, until } from "./harness.ts";
+import { clusterEmitter, type NamespaceEmitter } from "../lib/cluster-emitter.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { ADAPTERS, type AdapterName } from "../lib/config.ts";
+import { escape, run, runToEnd, type Script, stopAll, until } from "../tools/harness.ts";
 
 /** A socket.io-client socket and the texts it received ("event: text" for events other than chat). */
 interface Watched {

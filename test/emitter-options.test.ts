@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { createClient } from "redis";
-import { freePort, startPrivateRedis } from "../dev/redis.ts";
-import { runToEnd, stopAll } from "./harness.ts";
+import { freePort, startPrivateRedis } from "../tools/redis.ts";
+import { runToEnd, stopAll } from "../tools/harness.ts";
 
 after(stopAll);
 
@@ -42,7 +42,6 @@ test("bad or conflicting options: one line, exit code 2, nothing sent", async ()
     [["--room", ""], /is not a room name or socket id/],
     [["--join", "two words"], /cannot use room "two words"/],
     [["--leave", "ABCDEFGHIJKLMNOPQRST"], /shaped like a socket id/],
-    [[], /ADAPTER must be one of classic, sharded, streams, got "cluster"/, { ADAPTER: "cluster" }],
   ];
   const results = await Promise.all(cases.map(([args, , extra]) => runToEnd("emitter.ts", args, { ...env, ...extra })));
   results.forEach((result, i) => {
@@ -55,10 +54,23 @@ test("bad or conflicting options: one line, exit code 2, nothing sent", async ()
   });
 });
 
-test("index.ts refuses an unknown ADAPTER with one line", async () => {
-  const result = await runToEnd("index.ts", [], { ADAPTER: "cluster", PORT: "0", WORKERS: "1" });
-  assert.equal(result.code, 1);
-  assert.deepEqual(result.stderr, ['ADAPTER must be one of classic, sharded, streams, got "cluster"']);
+test("index.ts and emitter.ts refuse a bad environment the same way: one line, exit code 2", async () => {
+  const nowhere = `redis://127.0.0.1:${await freePort()}`;
+  const cases: [Record<string, string>, string][] = [
+    [{ ADAPTER: "cluster" }, 'ADAPTER must be one of classic, sharded, streams, got "cluster"'],
+    [{ REDIS_URL: "localhost:6379" }, 'REDIS_URL must be a redis:// or rediss:// URL, got "localhost:6379"'],
+    [{ REDIS_URL: "redis://:s3cret@host:port" }, 'REDIS_URL must be a redis:// or rediss:// URL, got "redis://***@host:port"'],
+  ];
+  for (const [env, line] of cases) {
+    for (const script of ["index.ts", "emitter.ts"]) {
+      const result = await runToEnd(script, [], { REDIS_URL: nowhere, PORT: "0", WORKERS: "1", ...env });
+      assert.equal(result.code, 2, `${script} ${JSON.stringify(env)}: ${result.stderr.join("\n")}`);
+      assert.deepEqual(result.stderr, [line], `${script} ${JSON.stringify(env)}`);
+    }
+  }
+  const badServer = await runToEnd("index.ts", [], { REDIS_URL: nowhere, PORT: "99999" });
+  assert.equal(badServer.code, 2);
+  assert.deepEqual(badServer.stderr, ['PORT must be a port number, got "99999"']);
 });
 
 test("a bare socket id that starts with '-' is a socket id, not options", async () => {

@@ -1,20 +1,20 @@
 /**
- * sticky-handoff.ts on each runtime: the primary no longer reads a socket it hands to a worker
- * (test/handoff-race.ts), every socket reaches its worker after socket-less messages
- * (test/handoff-barrier.ts), and the Deno IPC bug behind the barrier is still there
- * (test/deno-ipc-repro.ts; when those tests fail, Deno has fixed it: drop the barrier for that
+ * lib/sticky-fixes.ts on each runtime: the primary no longer reads a socket it hands to a worker
+ * (test/fixtures/handoff-race.ts), every socket reaches its worker after socket-less messages
+ * (test/fixtures/handoff-barrier.ts), and the Deno IPC bug behind the barrier is still there
+ * (test/fixtures/deno-ipc-repro.ts; when those tests fail, Deno has fixed it: drop the barrier for that
  * version). The guard rests on runtime internals, hence the tests.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type Runtime, runToEnd } from "./harness.ts";
+import { type Runtime, runToEnd } from "../tools/harness.ts";
 
 const RUNTIMES: Runtime[] = ["node", "bun", "deno"];
 
 for (const runtime of RUNTIMES) {
   describe(`sticky handoff (${runtime})`, () => {
     test("guarded: the worker gets the bytes sent while the socket was on its way", async () => {
-      const race = await runToEnd("test/handoff-race.ts", ["guarded"], {}, runtime);
+      const race = await runToEnd("test/fixtures/handoff-race.ts", ["guarded"], {}, runtime);
       assert.equal(race.code, 0, race.stderr.join("\n"));
       assert.ok(race.stdout.includes(`echo: ${JSON.stringify("first\nsecond\n")}`), race.stdout.join("\n"));
     });
@@ -22,28 +22,28 @@ for (const runtime of RUNTIMES) {
     // Bun hands sockets over without the window: nothing to show there.
     if (runtime !== "bun") {
       test("unguarded: the primary reads those bytes and they are lost (why the guard exists)", async () => {
-        const race = await runToEnd("test/handoff-race.ts", ["unguarded"], {}, runtime);
+        const race = await runToEnd("test/fixtures/handoff-race.ts", ["unguarded"], {}, runtime);
         assert.equal(race.code, 0, race.stderr.join("\n"));
         assert.ok(race.stdout.includes(`echo: ${JSON.stringify("first\n")}`), race.stdout.join("\n"));
       });
     }
 
     test("guarded: every socket sent after socket-less messages reaches the busy worker", async () => {
-      const barrier = await runToEnd("test/handoff-barrier.ts", ["guarded"], {}, runtime);
+      const barrier = await runToEnd("test/fixtures/handoff-barrier.ts", ["guarded"], {}, runtime);
       assert.equal(barrier.code, 0, barrier.stdout.join("\n") + barrier.stderr.join("\n"));
       assert.ok(barrier.stdout.includes("sockets received: 10/10"), barrier.stdout.join("\n"));
     });
 
     if (runtime === "deno") {
       test("unguarded: Deno loses them (why the barrier exists)", async () => {
-        const barrier = await runToEnd("test/handoff-barrier.ts", ["unguarded"], {}, runtime);
+        const barrier = await runToEnd("test/fixtures/handoff-barrier.ts", ["unguarded"], {}, runtime);
         assert.equal(barrier.code, 1, barrier.stdout.join("\n"));
         assert.match(barrier.stdout.join("\n"), /sockets received: [0-9]\/10/);
       });
     }
 
     test(runtime === "deno" ? "Deno loses sockets sent after socket-less messages (why the barrier exists)" : "sockets sent after socket-less messages arrive", async () => {
-      const repro = await runToEnd("test/deno-ipc-repro.ts", [], {}, runtime);
+      const repro = await runToEnd("test/fixtures/deno-ipc-repro.ts", [], {}, runtime);
       const line = repro.stdout.find((text) => text.startsWith("socket messages received"));
       if (runtime === "deno") {
         assert.equal(repro.code, 1, repro.stdout.join("\n"));

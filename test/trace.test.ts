@@ -1,6 +1,6 @@
 /**
- * docs/ is the thing under test here: every ```trace block in docs/*.md must match a live capture
- * of the same step (dev/capture.ts), and the example of docs/any-language.md must deliver.
+ * docs/ is the thing under test here: every ```trace block in docs/ must match a live capture
+ * of the same step (tools/capture.ts), and the example of docs/learn/any-language.md must deliver.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
  * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
@@ -20,9 +20,9 @@ import {
   STEP_TITLES,
   type Trace,
   captureTrace,
-} from "../dev/capture.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../dev/redis.ts";
-import { ROOT, run, type Script, sleep, stopAll } from "./harness.ts";
+} from "../tools/capture.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { ROOT, run, type Script, sleep, stopAll } from "../tools/harness.ts";
 
 const DOCS = `${ROOT}docs/`;
 const QUIET_MS = 1000;
@@ -36,8 +36,9 @@ interface Block {
 describe("the traces in docs/ match a live capture", () => {
   let trace: Trace;
   let live: Map<string, Block>;
-  const documented = readdirSync(DOCS)
-    .filter((file) => file.endsWith(".md"))
+  // Every chapter, learning path and reference; docs/captures/ holds the captures themselves.
+  const documented = readdirSync(DOCS, { recursive: true, encoding: "utf8" })
+    .filter((file) => file.endsWith(".md") && !file.startsWith("captures"))
     .flatMap((file) => traceBlocks(file, readFileSync(DOCS + file, "utf8")));
 
   before(async () => {
@@ -46,8 +47,8 @@ describe("the traces in docs/ match a live capture", () => {
     live = new Map(trace.steps.map((step) => [step.title, traceBlocks("live", renderStep(step, names))[0]!]));
   });
 
-  test("docs/traces.md shows every step of the scenario", () => {
-    const shown = documented.filter((block) => block.file === "traces.md").map((block) => block.title);
+  test("docs/learn/traces.md shows every step of the scenario", () => {
+    const shown = documented.filter((block) => block.file === "learn/traces.md").map((block) => block.title);
     assert.deepEqual([...new Set(shown)].sort(), [...STEP_TITLES].sort());
   });
 
@@ -71,15 +72,15 @@ describe("the traces in docs/ match a live capture", () => {
     }
   });
 
-  test("the byte table in docs/traces.md is derived from the payload shown above it", () => {
-    const text = readFileSync(`${DOCS}traces.md`, "utf8");
-    const chat = documented.find((block) => block.file === "traces.md" && block.title === "A chats")!;
+  test("the byte table in docs/learn/traces.md is derived from the payload shown above it", () => {
+    const text = readFileSync(`${DOCS}learn/traces.md`, "utf8");
+    const chat = documented.find((block) => block.file === "learn/traces.md" && block.title === "A chats")!;
     const payload = argumentBytes(chat.commands.find((command) => decodedMessage(command.args)?.format === "msgpack")!.args)[2]!;
-    assert.ok(text.includes(renderByteTable(byteTable(payload))), "docs/traces.md lacks the byte table of its own chat message");
+    assert.ok(text.includes(renderByteTable(byteTable(payload))), "docs/learn/traces.md lacks the byte table of its own chat message");
   });
 });
 
-describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO library", () => {
+describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Socket.IO library", () => {
   let redis: RunningRedis;
   let server: Script;
   let a: Script;
@@ -88,7 +89,7 @@ describe("docs/any-language.md: publishing with redis-cli and Lua, no Socket.IO 
   let others: Script[];
   let idA: string;
   let env: Record<string, string>;
-  const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}any-language.md`, "utf8"));
+  const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}learn/any-language.md`, "utf8"));
 
   before(async () => {
     redis = await startPrivateRedis();

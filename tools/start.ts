@@ -1,5 +1,5 @@
 /**
- * dev/start.ts: `npm start`. Finds a Redis (REDIS_URL, else localhost:6379, else a private one it
+ * tools/start.ts: `npm start`. Finds a Redis (REDIS_URL, else localhost:6379, else a private one it
  * starts and stops), then runs index.ts with REDIS_URL pointing at it.
  *
  *   npm start

@@ -1,7 +1,8 @@
 /**
- * sticky-handoff.ts: makes @socket.io/sticky's handoff of a connection from the primary to a
- * worker safe. index.ts calls guardStickyHandoffs() in the primary, before forking, and
- * answerHandoffBarriers() in each worker. docs/runtimes.md tells the whole story, with figures.
+ * lib/sticky-fixes.ts: what @socket.io/sticky 2.0.1 gets wrong, made right from outside the
+ * library. index.ts calls guardStickyHandoffs() in the primary, before forking, and
+ * answerHandoffBarriers() in each worker; lib/primary-lifecycle.ts ranks workers (3.).
+ * docs/reference/runtimes.md tells the whole story, with figures.
  *
  * 1. Every runtime: the primary stops reading a socket before it is sent to a worker.
  *    Sticky reads the first chunk of a connection in the primary, then passes the socket to a
@@ -12,7 +13,7 @@
  *    nodejs/node#8353 suggests the undocumented socket._handle.readStop().
  *    This relies on Node internals (socket._handle, socket._read), which Deno imitates; Bun has
  *    no such window (its sockets lack _handle.readStop). test/sticky-handoff.test.ts checks that
- *    it still works on each runtime.
+ *    it still works on each runtime (test/fixtures/handoff-race.ts).
  *
  * 2. Deno only: a barrier before a socket that follows socket-less messages to the same worker.
  *    Deno 2.9 attaches a received socket to the wrong message when one read of the IPC pipe
@@ -21,7 +22,13 @@
  *    nothing more (a socket message without its socket is never acknowledged; denoland/deno#35968).
  *    Waiting until the worker has echoed a barrier means it has read everything sent before the
  *    socket; one barrier serves every socket that queued while it waited.
- *    test/deno-ipc-repro.ts reproduces the bug without Socket.IO.
+ *    test/fixtures/deno-ipc-repro.ts reproduces the bug without Socket.IO.
+ *
+ * 3. Every runtime: a worker that is not ready yet ranks last for least-connection balancing.
+ *    Sticky sends a new connection to the worker with the lowest `clientsCount`, an undocumented
+ *    field it keeps on the Worker object, and a forked worker starts at 0: a replacement would
+ *    get every reconnecting client seconds before it listens, and those clients would hang until
+ *    their timeout (docs/reference/faults.md, "A worker dies").
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Socket } from "node:net";
@@ -44,10 +51,23 @@ interface QueuedSend {
   callback: Callback | undefined;
 }
 
+/** @socket.io/sticky keeps its least-connection count on the Worker object itself. */
+type StickyWorker = Worker & { clientsCount?: number };
+
+/** Right after fork: no connection goes to this worker while another is ready. */
+export function rankLastUntilReady(worker: Worker): void {
+  (worker as StickyWorker).clientsCount = Infinity;
+}
+
+/** Once the worker serves: it counts its connections from zero, as sticky expects. */
+export function rankByConnections(worker: Worker): void {
+  (worker as StickyWorker).clientsCount = 0;
+}
+
 /** In the primary, before any fork: guards the sends to every worker, replacements included. */
 export function guardStickyHandoffs(): void {
   if (NEEDS_BARRIERS) {
-    console.log("Deno: each socket handed to a worker waits for a barrier (Deno IPC bug, see docs/runtimes.md)");
+    console.log("Deno: each socket handed to a worker waits for a barrier (Deno IPC bug, see docs/reference/runtimes.md)");
   }
   cluster.on("fork", guardWorker);
 }

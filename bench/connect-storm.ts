@@ -1,13 +1,13 @@
 /**
- * test/connect-storm.ts: does every client connect? Starts a private Redis and the real 2-worker
+ * bench/connect-storm.ts: does every client connect? Starts a private Redis and the real 2-worker
  * cluster (index.ts), then in each trial opens many Socket.IO clients at once, spread over a few
  * client processes, and counts the ones that finish the Engine.IO handshake but never get the
- * Socket.IO connect acknowledgement (the symptom sticky-handoff.ts fixes). Not part of `npm test`:
+ * Socket.IO connect acknowledgement (the symptom lib/sticky-fixes.ts fixes). Not part of `npm test`:
  * it prints figures and asserts nothing; the exit code is 0 only when every client connected.
  *
- *   npx -y -p node@24 npx tsx test/connect-storm.ts                    20 trials x 1,000, Node server
- *   npx -y -p node@24 npx tsx test/connect-storm.ts --server deno      the server on Deno (or bun)
- *   npx -y -p node@24 npx tsx test/connect-storm.ts --transports default --trials 5
+ *   npx -y -p node@24 npx tsx bench/connect-storm.ts                    20 trials x 1,000, Node server
+ *   npx -y -p node@24 npx tsx bench/connect-storm.ts --server deno      the server on Deno (or bun)
+ *   npx -y -p node@24 npx tsx bench/connect-storm.ts --transports default --trials 5
  *
  * --transports websocket (the default here) connects straight over WebSocket, where the race was
  * seen; "default" is the client's own default (long-polling first, then the upgrade).
@@ -18,8 +18,8 @@ import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, startPrivateRedis } from "../dev/redis.ts";
-import { run, type Runtime, sleep, stopAll } from "./harness.ts";
+import { freePort, startPrivateRedis } from "../tools/redis.ts";
+import { run, type Runtime, sleep, stopAll } from "../tools/harness.ts";
 
 // A mistyped option gets one line, not a stack trace.
 const options = (() => {

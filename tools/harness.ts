@@ -1,5 +1,5 @@
 /**
- * test/harness.ts: runs the kit's real scripts as child processes and reads what they print.
+ * tools/harness.ts: runs the kit's real scripts as child processes and reads what they print.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";

@@ -1,13 +1,13 @@
 /**
- * dev/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
- * docs/ shows. `npm run trace` (dev/trace.ts) writes it to docs/captures/; test/trace.test.ts
+ * tools/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
+ * docs/ shows. `npm run trace` (tools/trace.ts) prints it, `-- --write` writes it to docs/captures/; test/trace.test.ts
  * captures the post's scenario again and compares it with the trace blocks in docs/.
  *
  * Two scenarios share one way of capturing:
  * - the post's (captureTrace): index.ts with two workers on the classic adapter, client.ts A and B,
- *   emitter.ts; docs/traces.md and docs/then-and-now.md show it;
+ *   emitter.ts; docs/learn/traces.md and docs/learn/then-and-now.md show it;
  * - the adapter tour (captureAdapterTour): every emitter.ts option, rooms, and for the streams
- *   adapter a client that drops and recovers, on one adapter; docs/adapters.md shows it.
+ *   adapter a client that drops and recovers, on one adapter; docs/reference/adapters.md shows it.
  *
  * The trace is real: a private Redis, `MONITOR` on a connection of its own, real processes. Each
  * step ends with an ECHO on another connection, so every command MONITOR printed before that ECHO
@@ -17,8 +17,8 @@
 import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import type { AdapterName } from "../shared.ts";
-import { run, runToEnd, type Script, sleep } from "../test/harness.ts";
+import type { AdapterName } from "../lib/config.ts";
+import { run, runToEnd, type Script, sleep } from "../tools/harness.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
@@ -134,7 +134,7 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
   }
 }
 
-/** The post's scenario on the classic adapter, as docs/traces.md shows it. */
+/** The post's scenario on the classic adapter, as docs/learn/traces.md shows it. */
 export function captureTrace(): Promise<Trace> {
   return capture("classic", async ({ env, port, start, endStep }) => {
     const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
@@ -177,7 +177,7 @@ export function captureTrace(): Promise<Trace> {
 }
 
 /**
- * Every emitter.ts option on one adapter, as docs/adapters.md shows it: two workers, sockets A and B
+ * Every emitter.ts option on one adapter, as docs/reference/adapters.md shows it: two workers, sockets A and B
  * (socket.io-client, so that the streams run can drop B's connection and bring it back).
  */
 export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
@@ -335,7 +335,7 @@ export function renderTrace(trace: Trace): string {
   return [
     `# Trace: the post's scenario, ${trace.adapter} adapter`,
     "",
-    `Written by \`npm run trace\` (dev/trace.ts) against Redis ${trace.redisVersion}: index.ts with two workers,`,
+    `Written by \`npm run trace -- --write\` (tools/trace.ts) against Redis ${trace.redisVersion}: index.ts with two workers,`,
     "client.ts A and B, emitter.ts. Each block is one step of the scenario: the command a reader runs,",
     "what the processes printed (`#   ...`), then every command Redis received, as `MONITOR` showed it",
     "with its timestamp and client address replaced by the connection's role: `pub-N` and `sub-N`",
@@ -356,7 +356,7 @@ export function renderTrace(trace: Trace): string {
 const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
 
 /**
- * An adapter tour as a Markdown page with one block, as docs/adapters.md shows it: each step's
+ * An adapter tour as a Markdown page with one block, as docs/reference/adapters.md shows it: each step's
  * commands without the connection, chatter left out (and the streams adapter's blocking XREAD loop,
  * after the first step); ids replaced by placeholders, MessagePack decoded below its line.
  */
@@ -374,12 +374,12 @@ export function renderTour(trace: Trace): string {
   return [
     `# Trace: the adapter tour, ${trace.adapter} adapter`,
     "",
-    `Written by \`npm run trace -- ${trace.adapter}\` (dev/trace.ts) against Redis ${trace.redisVersion}: index.ts with two`,
+    `Written by \`npm run trace -- ${trace.adapter} --write\` (tools/trace.ts) against Redis ${trace.redisVersion}: index.ts with two`,
     "workers on `ADAPTER=" + trace.adapter + "`, two socket.io-client sockets A and B, emitter.ts with each of its options.",
     "Every command Redis received, as `MONITOR` showed it, without timestamp and client address, and",
     "without connection chatter (HELLO, CLIENT, PING...) or, after the start, the streams adapter's",
     "XREAD loop. Socket ids, server uids and session ids are replaced by `<A>`, `<B>`, `<uid>` and",
-    "`<pid>`; below each MessagePack message, its value decoded with notepack.io. docs/adapters.md",
+    "`<pid>`; below each MessagePack message, its value decoded with notepack.io. docs/reference/adapters.md",
     "shows the block of each adapter.",
     "",
     "```",

@@ -1,5 +1,5 @@
 /**
- * cluster-emitter.ts: an emitter for the sharded and the streams Redis adapters, which the official
+ * lib/cluster-emitter.ts: an emitter for the sharded and the streams Redis adapters, which the official
  * @socket.io/redis-emitter does not serve: its messages go to the classic adapter's channels in the
  * classic format, so under these adapters nothing arrives and nothing fails (upstream
  * https://github.com/socket.io/socket.io-redis-emitter/issues/127, open; the streams emitter that

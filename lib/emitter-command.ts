@@ -1,0 +1,108 @@
+/**
+ * lib/emitter-command.ts: emitter.ts's command line, checked whole before Redis is touched, so
+ * that a wrong command sends nothing. The post's two forms stay as they were (`emitter.ts` and
+ * `emitter.ts <socket id>`); the options reach rooms, namespaces, other events and the servers.
+ */
+import { parseArgs } from "node:util";
+import { ADAPTERS, EXIT_USAGE } from "./config.ts";
+import { looksLikeSocketId, roomNameProblem } from "./rooms.ts";
+import { isChatText, MAX_TEXT_LENGTH } from "./text.ts";
+
+export const USAGE = `usage: emitter.ts [socket id] [options]
+  --room R        only the sockets in room R (a socket id is a room of one socket); repeatable
+  --except R      none of the sockets in room R; repeatable
+  --nsp /NAME     the namespace (default "/"; the kit's chat also runs on "/lounge")
+  --event NAME    the event (default "chat message")
+  --message TEXT  the text (default "message from outside", or "Hi guys from Emitter" with a socket id)
+  --server-side   send to the servers instead: every worker logs it and relays it to its clients
+  --join ROOM     make the targeted sockets join ROOM, on every worker
+  --leave ROOM    make the targeted sockets leave ROOM, on every worker
+  --disconnect    disconnect the targeted sockets, on every worker
+  --help          this text
+A socket id may start with "-": the bare form takes it as it is; write --room=ID and --except=ID.
+Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;
+
+export interface EmitterCommand {
+  operation: "emit" | "server-side" | "join" | "leave" | "disconnect";
+  /** The targeted sockets: in any of `rooms` (everyone when empty) and in none of `except`. */
+  rooms: string[];
+  except: string[];
+  nsp: string;
+  event: string;
+  message: string;
+  /** The room of --join or --leave. */
+  room: string;
+}
+
+// Events the Socket.IO client keeps for itself: a socket cannot receive them as messages.
+const RESERVED_EVENTS = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+
+/** Parses emitter.ts's arguments; --help prints the usage and exits 0, anything wrong exits 2. */
+export function readEmitterCommand(argv: string[]): EmitterCommand {
+  // Socket ids are URL-safe base64 and 1 in 64 starts with "-": in the post's bare form such an
+  // id would be read as options, so it is moved behind "--".
+  argv = [...argv];
+  if (argv[0]?.startsWith("-") && looksLikeSocketId(argv[0])) argv.push("--", argv.shift()!);
+
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        room: { type: "string", multiple: true, default: [] },
+        except: { type: "string", multiple: true, default: [] },
+        nsp: { type: "string", default: "/" },
+        event: { type: "string" },
+        message: { type: "string" },
+        "server-side": { type: "boolean", default: false },
+        join: { type: "string" },
+        leave: { type: "string" },
+        disconnect: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    });
+  } catch (err) {
+    usageError((err as Error).message.split(". ")[0]!);
+  }
+  const { values: options, positionals } = args;
+  if (options.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+
+  const [socketId, ...extra] = positionals;
+  const rooms = socketId === undefined ? options.room : [socketId, ...options.room];
+  const operations = (["server-side", "join", "leave", "disconnect"] as const).filter((name) => options[name]);
+  const event = options.event ?? "chat message";
+  const message = options.message ?? (socketId === undefined ? "message from outside" : "Hi guys from Emitter");
+
+  if (extra.length > 0) usageError(`one socket id at most, got ${positionals.length} (use --room for more)`);
+  if (operations.length > 1) usageError(`--${operations.join(" and --")} do not go together: one operation per run`);
+  const operation: EmitterCommand["operation"] = operations.length === 0 ? "emit" : operations[0]!;
+  if (operation !== "emit" && operation !== "server-side" && (options.event !== undefined || options.message !== undefined)) {
+    usageError(`--event and --message go with an emit, not with --${operation}`);
+  }
+  if (operation === "server-side" && (rooms.length > 0 || options.except.length > 0)) {
+    usageError("--server-side reaches every worker: it takes no socket id, --room or --except");
+  }
+  // socket.io servers have no catch-all for server-side events: the workers handle this one only.
+  if (operation === "server-side" && event !== "chat message") usageError(`--server-side sends "chat message", the event the workers handle`);
+  for (const room of [...rooms, ...options.except]) {
+    if (!room || room.length > 100 || /\p{Cc}/u.test(room)) usageError(`"${room}" is not a room name or socket id`);
+  }
+  for (const room of [options.join, options.leave]) {
+    const problem = room === undefined ? null : roomNameProblem(room);
+    if (problem) usageError(`cannot use room "${room}": ${problem}`);
+  }
+  if (!/^\/[\p{L}\p{N}\p{P}\p{S}]{0,99}$/u.test(options.nsp)) usageError(`--nsp takes a namespace such as "/" or "/lounge", got "${options.nsp}"`);
+  if (!event || event.length > 100 || RESERVED_EVENTS.includes(event)) usageError(`--event cannot be "${event}"`);
+  if (!isChatText(message)) usageError(`--message takes 1 to ${MAX_TEXT_LENGTH} characters`);
+
+  return { operation, rooms, except: options.except, nsp: options.nsp, event, message, room: options.join ?? options.leave ?? "" };
+}
+
+function usageError(problem: string): never {
+  console.error(`emitter.ts: ${problem} (see --help)`);
+  process.exit(EXIT_USAGE);
+}
