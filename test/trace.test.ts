@@ -10,11 +10,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { createClient } from "redis";
 import {
   argumentBytes,
   byteTable,
   connectionNames,
   decodedMessage,
+  parseMonitorLine,
   renderByteTable,
   renderStep,
   STEP_TITLES,
@@ -128,13 +130,29 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
     for (const client of [a, ...others]) await client.waitFor(/^message from redis-cli$/);
   });
 
-  test("with A's id, A gets it and no one else, on either worker", async () => {
+  test("with A's id, A gets it and no one else, on either worker; MONITOR shows what the page shows", async () => {
     const from = others.map((client) => client.stdout.length);
+    const monitor = createClient({ url: redis.url });
+    const seen: string[] = [];
+    await monitor.connect();
+    await monitor.monitor((line) => seen.push(line));
     paste(uses[1]!);
     await a.waitFor(/^Hi A, from redis-cli$/);
     await sleep(QUIET_MS);
+    await monitor.close();
     assert.deepEqual(others.map((client, i) => client.stdout.slice(from[i])), [[], [], []]);
     assert.ok(!server.stdout.some((line) => line.includes("redis-cli")), "the server's chat message handler ran");
+
+    // The page's MONITOR block: the PUBLISH the script made, with the page's socket id. Lua tables
+    // have no key order, so the messages are compared decoded (deepEqual ignores key order).
+    const page = readFileSync(`${DOCS}learn/any-language.md`, "utf8");
+    const shown = parseMonitorLine(/^.*\[0 lua\] "PUBLISH".*$/m.exec(page)![0]);
+    const live = seen.map(parseMonitorLine).find((command) => command.connection === "lua" && command.args.startsWith('"PUBLISH"'));
+    assert.ok(live, `no PUBLISH from lua in MONITOR: ${seen.join("\n")}`);
+    const pageId = /"socket\.io#\/#([A-Za-z0-9_-]{20})#"/.exec(shown.args)![1]!;
+    const [, channel] = argumentBytes(live.args);
+    assert.equal(channel!.toString(), `socket.io#/#${idA}#`);
+    assert.deepEqual(decodedMessage(live.args), JSON.parse(JSON.stringify(decodedMessage(shown.args)).replaceAll(pageId, idA)));
   });
 });
 
