@@ -13,6 +13,7 @@
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
 import type { ClientToServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
+import { EXIT_FAILURE, EXIT_USAGE } from "./lib/config.ts";
 import { isChatText, MAX_TEXT_LENGTH, printable } from "./lib/text.ts";
 
 const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
@@ -20,15 +21,15 @@ const user = process.argv[2];
 
 if (!user) {
   console.error("usage: client.ts <user name>");
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 if (!isChatText(user)) {
   console.error(`the user name must be 1 to ${MAX_TEXT_LENGTH} characters`);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 if (!URL.canParse(SERVER_URL) || !/^(http|https|ws|wss):$/.test(new URL(SERVER_URL).protocol)) {
   console.error(`SERVER_URL must be an http(s) or ws(s) URL, got "${SERVER_URL}"`);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 
 // Default transports: HTTP long-polling first, then the upgrade to WebSocket.
@@ -66,7 +67,7 @@ rl.on("close", () => {
   socket.once("connect", () => socket.disconnect());
   setTimeout(() => {
     console.error("Error: the server did not come back, lines typed since were not sent");
-    process.exit(1);
+    process.exit(EXIT_FAILURE);
   }, 5000).unref();
 });
 
@@ -90,7 +91,7 @@ socket.on("connect_error", (err) => {
   if (!connectedOnce) {
     // Never reached the server: retrying would only hide a wrong URL or a stopped server.
     console.error(`Error: cannot connect to ${SERVER_URL}: ${err.message}`);
-    process.exit(1);
+    process.exit(EXIT_FAILURE);
   }
   // The server went away after we were connected: the client retries on its own, say it once.
   if (!reportedOutage) {

@@ -15,11 +15,11 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { clusterEmitter, type NamespaceEmitter } from "./lib/cluster-emitter.ts";
 import { EXIT_FAILURE, readRedisConfig } from "./lib/config.ts";
 import { readEmitterCommand } from "./lib/emitter-command.ts";
-import { connectOnce, redisFailure } from "./lib/redis-connections.ts";
+import { connectWithoutRetries, redisFailure } from "./lib/redis-connections.ts";
 
 const command = readEmitterCommand(process.argv.slice(2)); // a wrong command: one line, exit code 2
 const config = readRedisConfig();
-const redisClient = await connectOnce(config); // Redis out of reach: one line, exit code 1
+const redisClient = await connectWithoutRetries(config); // Redis out of reach: one line, exit code 1
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =
@@ -30,8 +30,9 @@ const io: NamespaceEmitter =
 process.on("unhandledRejection", refused);
 
 try {
-  // The post's two forms: `emitter.ts <socket id>` is io.to(id).emit(...), `emitter.ts` is io.emit(...).
   const targets = io.to(command.rooms).except(command.except);
+  // The post's two forms: `emitter.ts <socket id>` sends to that socket's room, `emitter.ts` to all
+  // (an empty list of rooms); --room, --except, --event and --message only change the arguments.
   if (command.operation === "emit") await targets.emit(command.event, command.message);
   // The kit's other operations.
   else if (command.operation === "server-side") await io.serverSideEmit(command.event, command.message);

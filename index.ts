@@ -18,11 +18,12 @@ import { createServer as createNetServer } from "node:net";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
-import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents } from "./lib/chat-events.ts";
+import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
+import { CHAT_NAMESPACES } from "./lib/chat-events.ts";
 import { guardChatMessage } from "./lib/chat-guards.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
-import { forkWorker, isReplacement, reportReady, stopClusterWithoutRedis, superviseWorkers } from "./lib/primary-lifecycle.ts";
+import { forkWorker, isReplacement, reportReady, reportRedisUnreachable, superviseWorkers } from "./lib/primary-lifecycle.ts";
 import { connectWorkerRedis } from "./lib/redis-connections.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
@@ -42,7 +43,7 @@ if (cluster.isPrimary) {
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
 
-  superviseWorkers(server, config); // listens once every worker is ready; replaces the dead
+  superviseWorkers(server, config); // listens once every worker is ready, replaces the dead, stops on Ctrl-C
   for (let i = 0; i < config.workers; i++) forkWorker();
 } else {
   const workerId = cluster.worker!.id;
@@ -50,7 +51,7 @@ if (cluster.isPrimary) {
   // A request that is not Socket.IO's gets the worker's id, as in the post.
   const httpServer = createServer((_req, res) => res.end(`worker: ${workerId}`));
 
-  const redis = await connectWorkerRedis(config, workerId, isReplacement()).catch(stopClusterWithoutRedis);
+  const redis = await connectWorkerRedis(config, workerId, { waitForRedis: isReplacement() }).catch(reportRedisUnreachable);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),

@@ -18,7 +18,7 @@ import { publish } from "./protocol.ts";
 const PORT = Number(process.env.PORT);
 if (!Number.isInteger(PORT) || PORT <= 0 || PORT > 65535) {
   console.error(`PORT must be a port number, got "${process.env.PORT}"`);
-  process.exit(1);
+  process.exit(2); // the kit's rule: a configuration error
 }
 
 const httpServer = createServer(async (req, res) => {

@@ -171,7 +171,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   }
   await sleep(1000);
   // All of the growth counts, one-off costs included (V8's young generation grows while the
-  // clients connect): docs/performance.md measures how much of it that is.
+  // clients connect): docs/reference/performance.md measures how much of it that is.
   const kibPerConnection = (sum(serverPids().map(rssOf)) - rssAtStart) / 1024 / ok;
 
   const publisher = await publisherFor(config, url);

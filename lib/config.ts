@@ -30,7 +30,8 @@ export interface ServerConfig extends RedisConfig {
   chatRateLimit: number;
 }
 
-export function readRedisConfig(env = process.env): RedisConfig {
+export function readRedisConfig(): RedisConfig {
+  const env = process.env;
   const redisUrl = env.REDIS_URL ?? "redis://localhost:6379";
   if (!URL.canParse(redisUrl) || !/^rediss?:$/.test(new URL(redisUrl).protocol)) {
     configError(`REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(redisUrl)}"`);
@@ -40,18 +41,19 @@ export function readRedisConfig(env = process.env): RedisConfig {
   return { redisUrl, adapter };
 }
 
-export function readServerConfig(env = process.env): ServerConfig {
+export function readServerConfig(): ServerConfig {
+  const env = process.env;
   const port = Number(env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) configError(`PORT must be a port number, got "${env.PORT}"`);
   const workers = Number(env.WORKERS ?? availableParallelism());
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit };
+  return { ...readRedisConfig(), port, workers, chatRateLimit };
 }
 
 /** One line on stderr and exit code 2. */
-export function configError(problem: string): never {
+function configError(problem: string): never {
   console.error(problem);
   process.exit(EXIT_USAGE);
 }

@@ -6,10 +6,11 @@
  */
 import type { Server } from "socket.io";
 import { CHAT_NAMESPACES } from "./chat-events.ts";
+import { WORKER_STOP_LIMIT_MS } from "./primary-lifecycle.ts";
 import type { RedisClient } from "./redis-connections.ts";
 
-/** The primary gives up on its workers after 10 s: stay within that for a client that stalls. */
-const FLUSH_LIMIT_MS = 8000;
+/** The primary gives up on its workers after WORKER_STOP_LIMIT_MS: stay within that for a client that stalls. */
+const FLUSH_LIMIT_MS = WORKER_STOP_LIMIT_MS - 2000;
 
 export function drainOnSignal(io: Server, redisClients: RedisClient[]): void {
   let stopping = false;

@@ -8,7 +8,7 @@ import { ADAPTERS, EXIT_USAGE } from "./config.ts";
 import { looksLikeSocketId, roomNameProblem } from "./rooms.ts";
 import { isChatText, MAX_TEXT_LENGTH } from "./text.ts";
 
-export const USAGE = `usage: emitter.ts [socket id] [options]
+const USAGE = `usage: emitter.ts [socket id] [options]
   --room R        only the sockets in room R (a socket id is a room of one socket); repeatable
   --except R      none of the sockets in room R; repeatable
   --nsp /NAME     the namespace (default "/"; the kit's chat also runs on "/lounge")

@@ -19,12 +19,13 @@ import { rankByConnections, rankLastUntilReady } from "./sticky-fixes.ts";
 type WorkerReport = { type: "ready" } | { type: "redis-unreachable"; reason: string };
 
 const REPLACEMENT_VARIABLE = "KIT_REPLACEMENT_WORKER";
-/** A worker stuck on a dead Redis must not keep the cluster up. */
-const STOP_LIMIT_MS = 10_000;
+/** How long the primary waits for its workers to stop: one stuck on a dead Redis must not keep the cluster up. */
+export const WORKER_STOP_LIMIT_MS = 10_000;
 
 /** Forks a worker; `replacement` tells it that it takes the place of one that died. */
 export function forkWorker(replacement = false): void {
-  rankLastUntilReady(cluster.fork(replacement ? { [REPLACEMENT_VARIABLE]: "1" } : {}));
+  // Always set, so that a value in the primary's own environment cannot leak into a first worker.
+  rankLastUntilReady(cluster.fork({ [REPLACEMENT_VARIABLE]: replacement ? "1" : "0" }));
 }
 
 /** In a worker: whether it replaces one that died (forkWorker's `replacement`). */
@@ -32,7 +33,10 @@ export function isReplacement(): boolean {
   return process.env[REPLACEMENT_VARIABLE] === "1";
 }
 
-/** In the primary: listens once all workers are ready, replaces the dead ones, stops on a signal. */
+/**
+ * In the primary: listens once all workers are ready, replaces the dead ones, and on SIGINT or
+ * SIGTERM stops them all; a port it cannot listen on is one line and exit code 1.
+ */
 export function superviseWorkers(server: Server, config: ServerConfig): void {
   let listening = false;
   let stopping = false;
@@ -79,7 +83,7 @@ export function superviseWorkers(server: Server, config: ServerConfig): void {
       worker.once("exit", () => --running === 0 && process.exit(exitCode));
       worker.process.kill("SIGTERM");
     }
-    setTimeout(() => process.exit(exitCode || EXIT_FAILURE), STOP_LIMIT_MS).unref();
+    setTimeout(() => process.exit(exitCode || EXIT_FAILURE), WORKER_STOP_LIMIT_MS).unref();
   }
 
   process.on("SIGINT", () => stop(0));
@@ -91,8 +95,11 @@ export function reportReady(): void {
   process.send!({ type: "ready" } satisfies WorkerReport);
 }
 
-/** In a worker that could not reach Redis at start-up: the primary stops the cluster; serve nothing meanwhile. */
-export async function stopClusterWithoutRedis(err: Error): Promise<never> {
+/**
+ * In a worker that could not reach Redis at start-up: tells the primary, which stops the cluster
+ * with one line, and serves nothing meanwhile.
+ */
+export async function reportRedisUnreachable(err: Error): Promise<never> {
   process.send!({ type: "redis-unreachable", reason: err.message } satisfies WorkerReport);
   return new Promise<never>(() => {});
 }

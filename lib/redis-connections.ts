@@ -22,7 +22,7 @@ export interface WorkerRedis {
  * the reason), so that a wrong REDIS_URL stops the cluster with one line; a replacement for a
  * worker that died (`waitForRedis`) waits for Redis instead, as the running workers do.
  */
-export async function connectWorkerRedis(config: RedisConfig, workerId: number, waitForRedis: boolean): Promise<WorkerRedis> {
+export async function connectWorkerRedis(config: RedisConfig, workerId: number, { waitForRedis }: { waitForRedis: boolean }): Promise<WorkerRedis> {
   let connectedOnce = false;
   let redisDown = false;
   const pubClient = createClient({
@@ -61,7 +61,7 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
 }
 
 /** The emitter's one connection, without retries: one line and exit code 1 when Redis cannot be reached. */
-export async function connectOnce(config: RedisConfig): Promise<RedisClient> {
+export async function connectWithoutRetries(config: RedisConfig): Promise<RedisClient> {
   const client = createClient({ url: config.redisUrl, socket: { connectTimeout: 5000, reconnectStrategy: false } });
   client.on("error", () => {}); // connect() below reports the failure
   try {

@@ -9,10 +9,10 @@ import type { Socket } from "socket.io";
 import { rateLimiter } from "./rate-limit.ts";
 
 /** Longest room name, and most rooms one socket may be in besides its own id room. */
-export const MAX_ROOM_NAME_LENGTH = 50;
-export const MAX_ROOMS_PER_SOCKET = 20;
+const MAX_ROOM_NAME_LENGTH = 50;
+const MAX_ROOMS_PER_SOCKET = 20;
 /** Joins and leaves one client may make per second, after a burst of twice that. */
-export const ROOM_CHANGES_PER_SECOND = 20;
+const ROOM_CHANGES_PER_SECOND = 20;
 
 /**
  * Why a client may not use this room name, or null when it may. A name shaped like a socket id

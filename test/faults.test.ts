@@ -1,7 +1,7 @@
 /**
  * Faults against the real clustered index.ts (2 workers), a real Redis and real Socket.IO clients:
  * a worker killed with SIGKILL, Redis restarting under the cluster, a client that sends garbage or
- * floods, SIGTERM while messages are being delivered. docs/faults.md lists what each test shows.
+ * floods, SIGTERM while messages are being delivered. docs/reference/faults.md lists what each test shows.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -44,9 +44,15 @@ async function workerOf(server: Script, socketId: string): Promise<string> {
   return (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socketId}$`), 20_000))[1]!;
 }
 
-function connected(socket: Socket): Promise<void> {
+function connected(socket: Socket, ms = 15_000): Promise<void> {
   if (socket.connected) return Promise.resolve();
-  return new Promise((resolve) => socket.once("connect", () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`a client did not connect within ${ms} ms`)), ms);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 
@@ -231,6 +237,57 @@ describe("Redis restarts under the running cluster", () => {
   });
 });
 
+describe("a worker that dies while Redis is down", () => {
+  let redisPort: number;
+  let redis: RunningRedis;
+  let server: Script;
+  let url: string;
+
+  before(async () => {
+    redisPort = await freePort();
+    redis = await startRedisServer(redisPort);
+    ({ server, url } = await startCluster(`redis://127.0.0.1:${redisPort}`));
+  });
+
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  test("is replaced by a worker that waits for Redis, then serves, instead of stopping the cluster", async () => {
+    await redis.stop();
+    await until(() => server.stderr.filter((line) => /lost Redis/.test(line)).length >= 2, 20_000, "both workers report the outage");
+    const [victimPid] = workerPids(server.child.pid!);
+    process.kill(victimPid!, "SIGKILL");
+    await server.waitFor(/^worker: (\d+) died \(SIGKILL\), starting a new one$/);
+    await sleep(3000); // several of the replacement's connection attempts
+    assert.equal(server.child.exitCode, null, `the cluster stopped:\n${server.stderr.join("\n")}`);
+    assert.ok(!server.stderr.some((line) => /cannot connect to Redis|exited during start-up/.test(line)), server.stderr.join("\n"));
+
+    redis = await startRedisServer(redisPort);
+    // Least-connection ranks the replacement last until it reports ready: a client it serves
+    // shows that it connected to Redis and started (the survivor gains a client each round).
+    const clients: Recorder[] = [];
+    let onReplacement: Recorder | undefined;
+    try {
+      for (let i = 0; i < 6 && !onReplacement; i++) {
+        const client = record(url);
+        clients.push(client);
+        await connected(client.socket);
+        // Workers 1 and 2 started with the cluster; the replacement's id comes after theirs.
+        if (Number(await workerOf(server, client.socket.id!)) > 2) onReplacement = client;
+        else await sleep(500);
+      }
+      assert.ok(onReplacement, `no client reached the replacement worker:\n${server.stdout.join("\n")}`);
+      const emitted = await runToEnd("emitter.ts", [], { REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+      assert.equal(emitted.code, 0, emitted.stderr.join("\n"));
+      await until(() => clients.every((c) => c.received.includes("message from outside")), 20_000, "the emitter reaches every client, the replacement's too");
+    } finally {
+      for (const client of clients) client.socket.disconnect();
+    }
+  });
+});
+
 describe("Redis with a password and TLS (rediss://)", () => {
   let dir: string;
   let redis: RunningRedis;
@@ -276,7 +333,7 @@ describe("Redis with a password and TLS (rediss://)", () => {
     }
   });
 
-  test("the emitter with a wrong password, no password, an untrusted certificate or a malformed URL: one line, exit 1", async () => {
+  test("the emitter with a wrong password, no password, an untrusted certificate or a malformed URL: one line, exit 1 (2 for a malformed URL)", async () => {
     const port = new URL(plainUrl).port;
     const tlsPort = new URL(tlsUrl).port;
     // A REDIS_URL that is not a Redis URL is a configuration error (exit code 2); the rest fail at

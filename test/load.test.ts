@@ -1,6 +1,6 @@
 /**
  * bench/load.ts, scaled down to a few seconds: every client gets every emitter message, in order,
- * once, and the script says so. The full run (1,000 clients x 10,000 messages) is in docs/guarantees.md.
+ * once, and the script says so. The full run (1,000 clients x 10,000 messages) is in docs/reference/guarantees.md.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";

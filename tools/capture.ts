@@ -18,7 +18,7 @@ import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
-import { run, runToEnd, type Script, sleep } from "../tools/harness.ts";
+import { run, runToEnd, type Script, sleep } from "./harness.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
@@ -380,7 +380,7 @@ export function renderTour(trace: Trace): string {
     "without connection chatter (HELLO, CLIENT, PING...) or, after the start, the streams adapter's",
     "XREAD loop. Socket ids, server uids and session ids are replaced by `<A>`, `<B>`, `<uid>` and",
     "`<pid>`; below each MessagePack message, its value decoded with notepack.io. docs/reference/adapters.md",
-    "shows the block of each adapter.",
+    "explains each adapter and links here.",
     "",
     "```",
     ...lines,
