@@ -29,6 +29,16 @@ const skipAll = noBrowser !== null && !inCI ? noBrowser : false;
 const noNginx = existsSync(NGINX) ? null : `no nginx at ${NGINX}: apt-get install -y nginx`;
 const skipNginx = skipAll || (noNginx !== null && !inCI ? noNginx : false);
 
+test("ALLOWED_ORIGINS that is not a list of origins: one line, exit code 2", async () => {
+  const values = ["localhost:8080", "http://a.example/chat", "ftp://a.example", "http://ok.example, *"];
+  const runs = await Promise.all(values.map((value) => runToEnd("index.ts", [], { ALLOWED_ORIGINS: value, PORT: "0", WORKERS: "1" })));
+  for (const [i, { code, stderr }] of runs.entries()) {
+    assert.equal(code, 2, values[i]);
+    assert.equal(stderr.length, 1, stderr.join("\n"));
+    assert.match(stderr[0]!, /^ALLOWED_ORIGINS takes origins such as https:\/\/chat\.example\.com/);
+  }
+});
+
 describe("the chat page in a real Chromium", { skip: skipAll }, () => {
   let redis: RunningRedis;
   let browser: Browser;
@@ -49,6 +59,7 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
   const consoleErrors: string[] = [];
 
   before(async () => {
+    if (noBrowser) throw new Error(`CI=true: ${noBrowser}`);
     const started = Date.now();
     redis = await startPrivateRedis();
     port = await freePort();
@@ -57,7 +68,7 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
     elsewhere = await serveElsewhere();
     elsewhereOrigin = `http://127.0.0.1:${(elsewhere.address() as { port: number }).port}`;
-    browser = await launchBrowser(); // in CI a missing browser fails here
+    browser = await launchBrowser();
     console.log(`# browser: Chromium ${browser.version()} (${CHROME}), playwright-core ${playwrightVersion()}`);
     context = await browser.newContext(); // one profile, as two windows of one browser
     await server.waitFor("listening on port", 20_000);
@@ -182,14 +193,18 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     await waitForStatus(eve, "cannot connect");
     assert.deepEqual(await tryTransports(eve, serverUrl), { polling: "refused", websocket: "refused", default: "refused" });
     // The same refusal without a browser: HTTP 403 to a long-polling handshake with that Origin.
-    const handshake = await fetch(`${serverUrl}/socket.io/?EIO=4&transport=polling`, { headers: { origin: elsewhereOrigin } });
-    assert.equal(handshake.status, 403);
+    const handshake = (headers: Record<string, string>) => fetch(`${serverUrl}/socket.io/?EIO=4&transport=polling`, { headers }).then((res) => res.status);
+    assert.equal(await handshake({ origin: elsewhereOrigin }), 403);
+    // The scheme is part of the origin; behind a proxy that ends TLS, X-Forwarded-Proto names it.
+    assert.equal(await handshake({ origin: serverUrl }), 200);
+    assert.equal(await handshake({ origin: serverUrl.replace("http:", "https:") }), 403);
+    assert.equal(await handshake({ origin: serverUrl.replace("http:", "https:"), "x-forwarded-proto": "https" }), 200);
     carol.send("is a stranger listening?");
     await waitForLine(ann, "is a stranger listening? from Carol");
     await sleep(QUIET_MS);
     assert.deepEqual(await lines(eve), []);
     assert.equal(await fact(eve, "socket-id"), undefined);
-    // At least 5 refusals (the page's own tries, three more, the fetch), logged at most once per worker.
+    // At least 6 refusals (the page's own tries, three more, two fetches), logged at most once per worker.
     const logged = refusedLines().length;
     assert.ok(logged >= 1 && logged <= 2, `${logged} log lines:\n${refusedLines().join("\n")}`);
   });

@@ -30,7 +30,7 @@ try {
   const server = run("index.ts", [], { ...env, PORT: port, WORKERS: "2" });
   await server.waitFor("listening on port", 20_000);
 
-  const context = await browser.newContext({ viewport: { width: 520, height: 560 } });
+  const context = await browser.newContext({ viewport: { width: 520, height: 500 } });
   const openPage = async (name: string) => {
     const page = await context.newPage();
     await page.goto(url);
@@ -83,7 +83,7 @@ try {
   const [annPng, bobPng] = [await shot(ann), await shot(bob)];
 
   const composer = await context.newPage();
-  await composer.setViewportSize({ width: 1100, height: 960 });
+  await composer.setViewportSize({ width: 1100, height: 900 });
   await composer.setContent(composition(url, annPng, bobPng, clientLines, emitterLines));
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, await composer.locator("main").screenshot());
@@ -106,7 +106,7 @@ function composition(url: string, annPng: string, bobPng: string, clientLines: s
     figure { margin: 0; border-radius: 8px; overflow: hidden; box-shadow: 0 1px 4px #0003; background: #fff; }
     .bar { background: #d5d8de; padding: 5px 10px; color: #333; font-size: 13px; }
     img { display: block; }
-    .term pre { margin: 0; padding: 10px; background: #1e1f22; color: #e6e6e6; font: 13px/1.45 ui-monospace, monospace; height: 250px; white-space: pre-wrap; }
+    .term pre { margin: 0; padding: 10px; background: #1e1f22; color: #e6e6e6; font: 13px/1.45 ui-monospace, monospace; min-height: 150px; white-space: pre-wrap; }
   </style><main>
     ${window(`${url}  (window 1)`, annPng)}
     ${window(`${url}  (window 2)`, bobPng)}
