@@ -8,8 +8,9 @@
  * WebSocket hijacking; upstream socket.io#3788, and #4014 where the maintainers point to
  * `allowRequest`, which this module fills in).
  *
- * Accepted: a handshake without Origin (client.ts and other programs send none; a browser always
- * sends one), one from the server's own origin as the browser sees it (the Origin's scheme and
+ * Accepted: a handshake without Origin (client.ts and other programs send none; a browser sends one
+ * on every WebSocket handshake and cross-origin request, and none on the page's own same-origin
+ * long-polling GET, nor on a <script> or <img> request, whose answer the page cannot read), one from the server's own origin as the browser sees it (the Origin's scheme and
  * host:port are those the request came to: its Host header, and X-Forwarded-Proto or the
  * connection's TLS for the scheme), and one from ALLOWED_ORIGINS. The check runs on the handshake,
  * polling or WebSocket alike; the requests that follow carry the session id that only an accepted
@@ -47,12 +48,12 @@ export function ownOrigin(req: IncomingMessage): string | null {
  * A refusal is answered with HTTP 403 (polling) or 400 (WebSocket) by engine.io, and logged in one
  * line at most every 10 s per worker, with the count of refusals since.
  */
-export function allowedOrigins(allowedOrigins: readonly string[], workerId: number): Pick<Partial<ServerOptions>, "allowRequest" | "cors"> {
+export function allowedOrigins(origins: readonly string[], workerId: number): Pick<Partial<ServerOptions>, "allowRequest" | "cors"> {
   let lastLog = -Infinity;
   let unlogged = 0;
   return {
     allowRequest(req, callback) {
-      const problem = originProblem(req, allowedOrigins);
+      const problem = originProblem(req, origins);
       if (problem === null) return callback(null, true);
       const now = performance.now();
       if (now - lastLog >= 10_000) {
@@ -65,6 +66,6 @@ export function allowedOrigins(allowedOrigins: readonly string[], workerId: numb
       }
       callback("origin not allowed", false);
     },
-    cors: allowedOrigins.length > 0 ? { origin: [...allowedOrigins] } : undefined,
+    cors: origins.length > 0 ? { origin: [...origins] } : undefined,
   };
 }

@@ -59,7 +59,7 @@ export function chatPage(workerId: number): (req: IncomingMessage, res: ServerRe
   };
 }
 
-/** True when the Accept header lists text/html, as a browser's navigation does (curl sends * / *). */
+/** True when the Accept header lists text/html, as a browser's navigation does; curl's accepts anything, which is not asking for a page. */
 function acceptsHtml(req: IncomingMessage): boolean {
   return (req.headers.accept ?? "").split(",").some((range) => range.split(";")[0]!.trim().toLowerCase() === "text/html");
 }
