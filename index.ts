@@ -10,7 +10,8 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT (docs/reference/configuration.md).
+ * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS
+ * (docs/reference/configuration.md).
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
@@ -18,9 +19,11 @@ import { createServer as createNetServer } from "node:net";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
+import { allowedOrigins } from "./lib/allowed-origins.ts";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
 import { CHAT_NAMESPACES } from "./lib/chat-events.ts";
 import { guardChatMessage } from "./lib/chat-guards.ts";
+import { answerWorkerQuestion, chatPage } from "./lib/chat-page.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
 import { forkWorker, isReplacement, reportReady, reportRedisUnreachable, superviseWorkers } from "./lib/primary-lifecycle.ts";
@@ -48,13 +51,15 @@ if (cluster.isPrimary) {
 } else {
   const workerId = cluster.worker!.id;
 
-  // A request that is not Socket.IO's gets the worker's id, as in the post.
-  const httpServer = createServer((_req, res) => res.end(`worker: ${workerId}`));
+  // A request that is not Socket.IO's gets the worker's id, as in the post; a browser gets the page.
+  const page = chatPage(workerId);
+  const httpServer = createServer((req, res) => page(req, res) || res.end(`worker: ${workerId}`));
 
   const redis = await connectWorkerRedis(config, workerId, { waitForRedis: isReplacement() }).catch(reportRedisUnreachable);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),
+    ...allowedOrigins(config.allowedOrigins, workerId), // pages of other sites may not connect
   });
   setupWorker(io);
   answerHandoffBarriers();
@@ -74,6 +79,7 @@ if (cluster.isPrimary) {
       );
 
       answerRoomRequests(socket); // /join and /leave, for emitter.ts --room
+      answerWorkerQuestion(socket, workerId); // the page shows which worker holds its socket
 
       socket.on("disconnect", () => {
         console.log(`disconnected, id: ${socket.id}`);

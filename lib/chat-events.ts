@@ -15,6 +15,8 @@ export interface ClientToServerEvents {
   /** Enter or leave a room; the answer is an error text, or null when it worked. */
   join: (room: string, answer: (error: string | null) => void) => void;
   leave: (room: string, answer: (error: string | null) => void) => void;
+  /** Which worker holds this socket: the chat page asks (lib/chat-page.ts). */
+  worker: (answer: (workerId: number) => void) => void;
 }
 
 /** Events the workers send to one another (emitter.ts --server-side sends them too). */

@@ -28,6 +28,8 @@ export interface ServerConfig extends RedisConfig {
   workers: number;
   /** Chat messages per second one client may send. */
   chatRateLimit: number;
+  /** Origins besides the server's own whose pages may connect (lib/allowed-origins.ts). */
+  allowedOrigins: string[];
 }
 
 export function readRedisConfig(): RedisConfig {
@@ -49,7 +51,23 @@ export function readServerConfig(): ServerConfig {
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
-  return { ...readRedisConfig(), port, workers, chatRateLimit };
+  const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
+  return { ...readRedisConfig(), port, workers, chatRateLimit, allowedOrigins };
+}
+
+/**
+ * ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port], nothing after it), returned as a
+ * browser writes them in its Origin header: lower case, without the scheme's default port.
+ */
+function parseOrigins(text: string): string[] {
+  const origins: string[] = [];
+  for (const item of text.split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+    const url = URL.canParse(item) ? new URL(item) : undefined;
+    const bare = url && /^https?:$/.test(url.protocol) && !url.username && !url.password && url.pathname === "/" && !url.search && !url.hash;
+    if (!bare) configError(`ALLOWED_ORIGINS takes origins such as https://chat.example.com or http://localhost:8080, comma-separated, got "${item}"`);
+    origins.push(url.origin);
+  }
+  return origins;
 }
 
 /** One line on stderr and exit code 2. */
