@@ -10,7 +10,8 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT (docs/reference/configuration.md).
+ * Environment: PORT, WORKERS, REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
+ * ADAPTER, CHAT_RATE_LIMIT (docs/reference/configuration.md).
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
