@@ -42,6 +42,9 @@ if (cluster.isPrimary) {
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
+  // Sticky keeps a socket whose request has a body in the primary without an "error" listener:
+  // a reset there (HAProxy resets such connections when a client upgrades) would end the primary.
+  server.on("connection", (socket) => socket.on("error", () => {}));
 
   superviseWorkers(server, config); // listens once every worker is ready; replaces the dead
   for (let i = 0; i < config.workers; i++) forkWorker();

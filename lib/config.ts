@@ -62,7 +62,7 @@ function readRedisTopology(env: NodeJS.ProcessEnv): RedisTopology {
     }
     return { kind: "sentinel", urls, master };
   }
-  const url = single ?? "redis://localhost:6379";
+  const url = single || "redis://localhost:6379";
   if (!isRedisUrl(url)) configError(`REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(url)}"`);
   return { kind: "single", url };
 }

@@ -11,7 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ADAPTERS } from "../lib/config.ts";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
+import { createSentinel } from "redis";
+import { Server } from "socket.io";
+import { ADAPTERS, readRedisConfig } from "../lib/config.ts";
+import { createRedisClient } from "../lib/redis-connections.ts";
 import { run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
 import { cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
 
@@ -31,6 +36,31 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
     await stopAll();
     await topology?.down();
     if (figures.length) console.log(`failover, kill -9 of the master to delivery back:\n${figures.join("\n")}`);
+  });
+
+  test("Sentinel: the adapters' sendCommand(args) reaches the master through the shim, and fails without it", async () => {
+    const { REDIS_SENTINEL_URLS, REDIS_SENTINEL_MASTER } = topology.redis.sentinel!;
+    const { redis } = readRedisConfig({ REDIS_SENTINEL_URLS, REDIS_SENTINEL_MASTER });
+    const options = { connectTimeout: 5000, reconnectStrategy: false as const, publishRefused: () => {} };
+    const pub = createRedisClient(redis, options);
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    // The form the adapters use for PUBSUB NUMSUB (fetchSockets, serverSideEmit with an ack).
+    assert.deepEqual(await pub.sendCommand(["PUBSUB", "NUMSUB", "nobody"]), ["nobody", 0]);
+    for (const adapter of [
+      createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
+      createShardedAdapter(pub, sub),
+      createStreamsAdapter(pub),
+    ]) {
+      const io = new Server({ adapter });
+      assert.deepEqual(await io.fetchSockets(), []);
+      io.close();
+    }
+    // Without the shim, node-redis's own client takes the array as isReadonly and has no command.
+    const plain = createSentinel({ name: REDIS_SENTINEL_MASTER, sentinelRootNodes: [{ host: topology.redis.ip, port: 26381 }] });
+    await plain.connect();
+    await assert.rejects(async () => (plain.sendCommand as unknown as (args: string[]) => Promise<unknown>)(["PUBSUB", "NUMSUB", "nobody"]));
+    await Promise.all([pub.close(), sub.close(), plain.close()]);
   });
 
   for (const kind of ["cluster", "sentinel"] as const) {
@@ -130,3 +160,27 @@ async function chatAndEmit(a: Script, b: Script, idB: string, env: Record<string
   assert.ok(!a.stdout.slice(fromB).some((line) => line.includes("to B only")), "A got B's message");
 }
 
+
+describe("Redis topology settings", () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ["two topologies", { REDIS_URL: "redis://a:1", REDIS_CLUSTER_URLS: "redis://b:2" }, /REDIS_URL and REDIS_CLUSTER_URLS are both set/],
+    ["cluster and sentinel", { REDIS_CLUSTER_URLS: "redis://b:2", REDIS_SENTINEL_URLS: "redis://c:3", REDIS_SENTINEL_MASTER: "m" }, /both set/],
+    ["a bad seed", { REDIS_CLUSTER_URLS: "redis://b:2,http://c:3" }, /REDIS_CLUSTER_URLS must be comma-separated redis:\/\/ or rediss:\/\/ URLs, got "http:\/\/c:3\/?"/],
+    ["mixed TLS", { REDIS_CLUSTER_URLS: "redis://b:2,rediss://c:3" }, /mixes redis:\/\/ and rediss:\/\//],
+    ["no master name", { REDIS_SENTINEL_URLS: "redis://c:26379" }, /REDIS_SENTINEL_MASTER must name the master/],
+    ["a master name alone", { REDIS_SENTINEL_MASTER: "kit" }, /REDIS_SENTINEL_MASTER goes with REDIS_SENTINEL_URLS/],
+    ["a password in a bad URL", { REDIS_SENTINEL_URLS: "redis://:secret@c:1,nope://:secret@d", REDIS_SENTINEL_MASTER: "kit" }, /got "nope:\/\/:\*\*\*@d"/],
+  ];
+  for (const script of ["index.ts", "emitter.ts"]) {
+    test(`${script}: bad or conflicting Redis settings are one line and exit code 2`, async () => {
+      for (const [what, env, expected] of cases) {
+        const clean = { REDIS_URL: "", REDIS_CLUSTER_URLS: "", REDIS_SENTINEL_URLS: "", REDIS_SENTINEL_MASTER: "", ...env };
+        const result = await runToEnd(script, [], clean);
+        assert.equal(result.code, 2, `${what}: ${result.stderr.join("\n")}`);
+        assert.equal(result.stderr.length, 1, `${what}: ${result.stderr.join("\n")}`);
+        assert.match(result.stderr[0]!, expected, what);
+        assert.ok(!result.stderr[0]!.includes("secret"), `${what}: a password in the log`);
+      }
+    });
+  }
+});

@@ -20,6 +20,7 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -449,13 +450,15 @@ function freeSubnet(from: number): number {
   throw new Error("no free 10.77.x.0/24 subnet");
 }
 
+/** Waits until something accepts TCP connections on host:port (a plain connect: an HTTP request
+ * through a balancer whose hosts are not up yet would make it mark them down for a while). */
 async function waitForPort(host: string, port: number, ms = 10_000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const ok = await fetch(`http://${host}:${port}/`).then(
-      () => true,
-      () => false,
-    );
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, host, () => (socket.destroy(), resolve(true)));
+      socket.on("error", () => resolve(false));
+    });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`nothing answers on ${host}:${port} after ${ms} ms`);
     await sleep(100);
