@@ -5,7 +5,8 @@
  * other, both get the emitter's broadcast and only the targeted one its message. Round robin in
  * front of a long-polling client fails the way docs/reference/production.md says (HTTP 400
  * "Session ID unknown"), and so does HAProxy for a client that keeps no cookie; websocket-only
- * clients need no stickiness. Each client runs in its own namespace: its own source address.
+ * clients need no stickiness. Each client runs in its own namespace: its own source address;
+ * clients that share one (as behind a NAT) all land on one host under address hashing.
  *
  * Needs root for `ip netns`; skipped with the reason when that fails, except under CI=true.
  */
@@ -43,7 +44,8 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
     for (const ns of topology.clients) {
       const script = run("client.ts", [`U${ns.name}`], { SERVER_URL: topology.balancers[balancer], ...clientEnv }, "node", { netns: ns.netns });
       const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-      const host = topology.hostOf(hosts, id);
+      const host = await topology.hostOf(hosts, id);
+      assert.ok(host >= 0, `no host logged the connection of ${id}`);
       landed.push(host);
       if (byHost.has(host)) await script.stop();
       else byHost.set(host, { script, id });
@@ -86,6 +88,18 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
       await b.stop();
     });
   }
+
+  test("nginx address hashing: clients sharing one address (one NAT) all land on one host", async () => {
+    const landed: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const script = run("client.ts", [`N${i}`], { SERVER_URL: topology.balancers.nginx }, "node", { netns: topology.clients[0]!.netns });
+      const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+      landed.push(await topology.hostOf(hosts, id));
+      await script.stop();
+    }
+    assert.equal(new Set(landed).size, 1, `landed on hosts ${landed.join(", ")}`);
+    matrix.push(`  ${"nginx hash, 3 clients behind one address".padEnd(58)} all on host ${landed[0]! + 1}`);
+  });
 
   test("round robin in front of long-polling: the second request reaches the other host, HTTP 400 Session ID unknown", async () => {
     const base = `${topology.balancers.roundRobin}/socket.io/?EIO=4&transport=polling`;

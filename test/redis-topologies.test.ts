@@ -12,7 +12,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
-import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createSentinel } from "redis";
 import { Server } from "socket.io";
 import { ADAPTERS, readRedisConfig } from "../lib/config.ts";
@@ -47,14 +46,12 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
     await Promise.all([pub.connect(), sub.connect()]);
     // The form the adapters use for PUBSUB NUMSUB (fetchSockets, serverSideEmit with an ack).
     assert.deepEqual(await pub.sendCommand(["PUBSUB", "NUMSUB", "nobody"]), ["nobody", 0]);
-    for (const adapter of [
-      createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }),
-      createShardedAdapter(pub, sub),
-      createStreamsAdapter(pub),
-    ]) {
+    // fetchSockets() first counts the servers with PUBSUB NUMSUB (SHARDNUMSUB): through sendCommand(args).
+    // (The streams adapter's count is the same code; its reader loop is not worth starting here.)
+    for (const adapter of [createAdapter(pub, sub, { publishOnSpecificResponseChannel: true }), createShardedAdapter(pub, sub)]) {
       const io = new Server({ adapter });
       assert.deepEqual(await io.fetchSockets(), []);
-      io.close();
+      await Promise.allSettled([io.of("/").adapter.close()]);
     }
     // Without the shim, node-redis's own client takes the array as isReadonly and has no command.
     const plain = createSentinel({ name: REDIS_SENTINEL_MASTER, sentinelRootNodes: [{ host: topology.redis.ip, port: 26381 }] });
@@ -78,8 +75,8 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         try {
         const idA = (await a.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
         const idB = (await b.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-        assert.equal(topology.hostOf(hosts, idA), 0);
-        assert.equal(topology.hostOf(hosts, idB), 1);
+        assert.equal(await topology.hostOf(hosts, idA), 0);
+        assert.equal(await topology.hostOf(hosts, idB), 1);
 
         await chatAndEmit(a, b, idB, env, "before");
 

@@ -424,9 +424,14 @@ export async function up(options: TopologyOptions = {}) {
     restartRedis,
     startHosts,
     stopHosts,
-    /** Which host a socket id connected to, from the hosts' logs ("connected, id: X"). */
-    hostOf(scriptsByHost: Script[], socketId: string): number {
-      return scriptsByHost.findIndex((script) => script.stdout.some((line) => line.endsWith(`connected, id: ${socketId}`)));
+    /**
+     * Which host a socket id connected to, from the hosts' logs ("connected, id: X"). The client
+     * may print its id before the host's line has been read: waited for, up to 5 s.
+     */
+    async hostOf(scriptsByHost: Script[], socketId: string): Promise<number> {
+      const find = () => scriptsByHost.findIndex((script) => script.stdout.some((line) => line.endsWith(`connected, id: ${socketId}`)));
+      for (const deadline = Date.now() + 5000; find() < 0 && Date.now() < deadline; ) await sleep(20);
+      return find();
     },
     async down() {
       await stopChildren();
