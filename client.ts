@@ -8,7 +8,10 @@
  *   deno run -A client.ts A
  *   SERVER_URL=http://localhost:3000/lounge npx tsx client.ts A     the chat in the /lounge namespace
  *
- * Environment: SERVER_URL (http://localhost:3000; a path names the namespace).
+ * Environment: SERVER_URL (http://localhost:3000; a path names the namespace), TRANSPORTS
+ * (polling,websocket; "websocket" alone for a balancer without stickiness), WITH_CREDENTIALS
+ * (1 keeps cookies, which a cookie-sticky balancer such as HAProxy's needs). See
+ * docs/reference/production.md.
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
@@ -17,6 +20,8 @@ import { EXIT_FAILURE, EXIT_USAGE } from "./lib/config.ts";
 import { isChatText, MAX_TEXT_LENGTH, printable } from "./lib/text.ts";
 
 const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
+const TRANSPORTS = (process.env.TRANSPORTS ?? "polling,websocket").split(",").map((name) => name.trim());
+const WITH_CREDENTIALS = process.env.WITH_CREDENTIALS ?? "0";
 const user = process.argv[2];
 
 if (!user) {
@@ -32,8 +37,21 @@ if (!URL.canParse(SERVER_URL) || !/^(http|https|ws|wss):$/.test(new URL(SERVER_U
   process.exit(EXIT_USAGE);
 }
 
-// Default transports: HTTP long-polling first, then the upgrade to WebSocket.
-const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(SERVER_URL);
+if (TRANSPORTS.length === 0 || TRANSPORTS.some((name) => name !== "polling" && name !== "websocket")) {
+  console.error(`TRANSPORTS must be polling, websocket or both (comma-separated), got "${process.env.TRANSPORTS}"`);
+  process.exit(2);
+}
+if (WITH_CREDENTIALS !== "0" && WITH_CREDENTIALS !== "1") {
+  console.error(`WITH_CREDENTIALS must be 0 or 1, got "${WITH_CREDENTIALS}"`);
+  process.exit(2);
+}
+
+// Default transports: HTTP long-polling first, then the upgrade to WebSocket. withCredentials makes
+// socket.io-client keep the cookies the server (or a balancer in front of it) sets, as a browser does.
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(SERVER_URL, {
+  transports: TRANSPORTS as ("polling" | "websocket")[],
+  withCredentials: WITH_CREDENTIALS === "1",
+});
 let connectedOnce = false;
 let reportedOutage = false;
 

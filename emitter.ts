@@ -9,25 +9,25 @@
  *   npx tsx emitter.ts --help                  every option (lib/emitter-command.ts)
  *   (also: npm run emit -- [args], bun emitter.ts, deno run -A emitter.ts)
  *
- * Environment: REDIS_URL, ADAPTER: the server's (docs/reference/configuration.md).
+ * Environment: REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
+ * ADAPTER: the server's (docs/reference/configuration.md).
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { clusterEmitter, type NamespaceEmitter } from "./lib/cluster-emitter.ts";
 import { EXIT_FAILURE, readRedisConfig } from "./lib/config.ts";
 import { readEmitterCommand } from "./lib/emitter-command.ts";
 import { connectWithoutRetries, redisFailure } from "./lib/redis-connections.ts";
+import { publishesInFlight } from "./lib/redis-shims.ts";
 
 const command = readEmitterCommand(process.argv.slice(2)); // a wrong command: one line, exit code 2
 const config = readRedisConfig();
-const redisClient = await connectWithoutRetries(config); // Redis out of reach: one line, exit code 1
+// Redis out of reach: one line, exit code 1. So is a PUBLISH refused later: the official emitter
+// does not return it, so it cannot be awaited below (an ACL without PUBLISH, a master that died).
+const redisClient = await connectWithoutRetries(config, refused);
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =
   config.adapter === "classic" ? new Emitter(redisClient).of(command.nsp) : clusterEmitter(redisClient, config.adapter).of(command.nsp);
-
-// The official emitter does not return its PUBLISH, so a refusal (an ACL without PUBLISH, say)
-// cannot be awaited below: it surfaces as an unhandled rejection, reported in the same one line.
-process.on("unhandledRejection", refused);
 
 try {
   const targets = io.to(command.rooms).except(command.except);
@@ -39,7 +39,8 @@ try {
   else if (command.operation === "join") await targets.socketsJoin(command.room);
   else if (command.operation === "leave") await targets.socketsLeave(command.room);
   else await targets.disconnectSockets();
-  // The official emitter does not wait for its PUBLISH; close() sends what is queued, then ends.
+  // The official emitter does not wait for its PUBLISH: wait here, then close.
+  await Promise.all(publishesInFlight(redisClient));
   await redisClient.close();
 } catch (err) {
   refused(err);

@@ -10,8 +10,8 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS
- * (docs/reference/configuration.md).
+ * Environment: PORT, WORKERS, REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
+ * ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS (docs/reference/configuration.md).
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
@@ -45,6 +45,9 @@ if (cluster.isPrimary) {
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
+  // Sticky keeps a socket whose request has a body in the primary without an "error" listener:
+  // a reset there (HAProxy resets such connections when a client upgrades) would end the primary.
+  server.on("connection", (socket) => socket.on("error", () => {}));
 
   superviseWorkers(server, config); // listens once every worker is ready, replaces the dead, stops on Ctrl-C
   for (let i = 0; i < config.workers; i++) forkWorker();

@@ -17,9 +17,21 @@ export function isAdapterName(value: string): value is AdapterName {
   return (ADAPTERS as readonly string[]).includes(value);
 }
 
+/**
+ * Where Redis is: one node (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_URLS, seed nodes) or a
+ * Sentinel group (REDIS_SENTINEL_URLS, the sentinels, and REDIS_SENTINEL_MASTER, the master's name).
+ * docs/reference/production.md says which suits which adapter.
+ */
+export type RedisTopology =
+  | { kind: "single"; url: string }
+  | { kind: "cluster"; urls: string[] }
+  | { kind: "sentinel"; urls: string[]; master: string };
+
 /** What the server and the emitter must agree on. */
 export interface RedisConfig {
-  redisUrl: string;
+  redis: RedisTopology;
+  /** The topology in log lines, passwords masked. */
+  redisName: string;
   adapter: AdapterName;
 }
 
@@ -32,15 +44,48 @@ export interface ServerConfig extends RedisConfig {
   allowedOrigins: string[];
 }
 
-export function readRedisConfig(): RedisConfig {
-  const env = process.env;
-  const redisUrl = env.REDIS_URL ?? "redis://localhost:6379";
-  if (!URL.canParse(redisUrl) || !/^rediss?:$/.test(new URL(redisUrl).protocol)) {
-    configError(`REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(redisUrl)}"`);
-  }
+export function readRedisConfig(env = process.env): RedisConfig {
+  const redis = readRedisTopology(env);
   const adapter = env.ADAPTER ?? "classic";
   if (!isAdapterName(adapter)) configError(`ADAPTER must be one of ${ADAPTERS.join(", ")}, got "${adapter}"`);
-  return { redisUrl, adapter };
+  return { redis, redisName: describeTopology(redis), adapter };
+}
+
+function readRedisTopology(env: NodeJS.ProcessEnv): RedisTopology {
+  const { REDIS_URL: single, REDIS_CLUSTER_URLS: cluster, REDIS_SENTINEL_URLS: sentinel, REDIS_SENTINEL_MASTER: master } = env;
+  const chosen = [single && "REDIS_URL", cluster && "REDIS_CLUSTER_URLS", sentinel && "REDIS_SENTINEL_URLS"].filter(Boolean);
+  if (chosen.length > 1) configError(`${chosen.join(" and ")} are both set: choose one Redis topology`);
+  if (master && !sentinel) configError("REDIS_SENTINEL_MASTER goes with REDIS_SENTINEL_URLS, which is not set");
+  if (cluster) return { kind: "cluster", urls: redisUrls("REDIS_CLUSTER_URLS", cluster) };
+  if (sentinel) {
+    const urls = redisUrls("REDIS_SENTINEL_URLS", sentinel);
+    if (!master || !/^[\w.-]{1,100}$/.test(master)) {
+      configError(`REDIS_SENTINEL_MASTER must name the master the sentinels watch (letters, digits, . _ -), got "${master ?? ""}"`);
+    }
+    return { kind: "sentinel", urls, master };
+  }
+  const url = single || "redis://localhost:6379";
+  if (!isRedisUrl(url)) configError(`REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(url)}"`);
+  return { kind: "single", url };
+}
+
+/** A comma-separated list of redis:// (or all rediss://) URLs. */
+function redisUrls(name: string, value: string): string[] {
+  const urls = value.split(",").map((url) => url.trim());
+  const bad = urls.find((url) => !isRedisUrl(url));
+  if (bad !== undefined) configError(`${name} must be comma-separated redis:// or rediss:// URLs, got "${redactUrl(bad)}"`);
+  if (new Set(urls.map((url) => new URL(url).protocol)).size > 1) configError(`${name} mixes redis:// and rediss://: use one`);
+  return urls;
+}
+
+function isRedisUrl(url: string): boolean {
+  return URL.canParse(url) && /^rediss?:$/.test(new URL(url).protocol) && new URL(url).hostname !== "";
+}
+
+function describeTopology(topology: RedisTopology): string {
+  if (topology.kind === "single") return redactUrl(topology.url);
+  const urls = topology.urls.map(redactUrl).join(", ");
+  return topology.kind === "cluster" ? `Redis Cluster (seeds ${urls})` : `Sentinel master "${topology.master}" (sentinels ${urls})`;
 }
 
 export function readServerConfig(): ServerConfig {

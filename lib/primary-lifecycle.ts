@@ -12,7 +12,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { AddressInfo, Server } from "node:net";
-import { EXIT_FAILURE, redactUrl, type ServerConfig } from "./config.ts";
+import { EXIT_FAILURE, type ServerConfig } from "./config.ts";
 import { rankByConnections, rankLastUntilReady } from "./sticky-fixes.ts";
 
 /** What a worker tells the primary. */
@@ -54,11 +54,11 @@ export function superviseWorkers(server: Server, config: ServerConfig): void {
         listening = true;
         server.listen(config.port, () => {
           const { port } = server.address() as AddressInfo; // PORT=0 picks a free one
-          console.log(`listening on port ${port} with ${config.workers} workers, Redis at ${redactUrl(config.redisUrl)}`);
+          console.log(`listening on port ${port} with ${config.workers} workers, Redis at ${config.redisName}`);
         });
       }
     } else if (report.type === "redis-unreachable" && !listening && !stopping) {
-      console.error(`cannot connect to Redis at ${redactUrl(config.redisUrl)}: ${report.reason}`);
+      console.error(`cannot connect to Redis at ${config.redisName}: ${report.reason}`);
       stop(EXIT_FAILURE);
     }
   });

@@ -39,16 +39,22 @@ export interface Script {
 
 const running = new Set<Script>();
 
+/** Where a script runs: `netns` names a network namespace (tools/topology.ts), entered with `ip netns exec`. */
+export interface RunOptions {
+  netns?: string;
+}
+
 /** Starts `script` (a file in the kit's root) on a runtime with extra environment variables. */
-export function run(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node"): Script {
-  const [command, ...commandArgs] = commandFor(runtime, script, args);
+export function run(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", options: RunOptions = {}): Script {
+  const direct = commandFor(runtime, script, args);
+  const [command, ...commandArgs] = options.netns ? ["ip", "netns", "exec", options.netns, ...direct] : direct;
   const child = spawn(command!, commandArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group: stop() reaches cluster workers and tsx's child too
   });
-  const label = [runtime, script, ...args].join(" ");
+  const label = [options.netns ? `(${options.netns})` : "", runtime, script, ...args].join(" ").trim();
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
@@ -124,9 +130,9 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs a script to its end with a deadline; for the one-shot commands. */
-export async function runToEnd(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", ms = 15_000) {
+export async function runToEnd(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", ms = 15_000, options: RunOptions = {}) {
   const started = Date.now();
-  const process = run(script, args, env, runtime);
+  const process = run(script, args, env, runtime, options);
   const timer = setTimeout(() => process.stop(), ms);
   const { code } = await process.exited;
   clearTimeout(timer);

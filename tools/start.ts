@@ -9,18 +9,20 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { findOrStartRedis } from "./redis.ts";
 
+// A Redis Cluster or a Sentinel group is named, not found: index.ts reads those variables itself.
+const topologyGiven = Boolean(process.env.REDIS_CLUSTER_URLS || process.env.REDIS_SENTINEL_URLS);
 let redis;
 try {
-  redis = await findOrStartRedis();
+  redis = topologyGiven ? { url: process.env.REDIS_URL ?? "", origin: "", stop: async () => {} } : await findOrStartRedis();
 } catch (err) {
   console.error((err as Error).message);
   process.exit(1);
 }
-console.log(`using ${redis.origin}: ${redis.url}`);
+if (!topologyGiven) console.log(`using ${redis.origin}: ${redis.url}`);
 
 // Same runtime and loader as this script (tsx on Node), so index.ts runs as `npx tsx index.ts` would.
 const server = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL("../index.ts", import.meta.url))], {
-  env: { ...process.env, REDIS_URL: redis.url },
+  env: topologyGiven ? process.env : { ...process.env, REDIS_URL: redis.url },
   stdio: "inherit",
 });
 

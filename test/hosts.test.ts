@@ -1,0 +1,134 @@
+/**
+ * Two hosts (network namespaces, each running index.ts with 2 workers) behind the three load
+ * balancers of hosts/: nginx hashing the client address, HAProxy's cookie, nginx round robin.
+ * Through each, a client that landed on host 1 and one that landed on host 2 chat with each
+ * other, both get the emitter's broadcast and only the targeted one its message. Round robin in
+ * front of a long-polling client fails the way docs/reference/production.md says (HTTP 400
+ * "Session ID unknown"), and so does HAProxy for a client that keeps no cookie; websocket-only
+ * clients need no stickiness. Each client runs in its own namespace: its own source address;
+ * clients that share one (as behind a NAT) all land on one host under address hashing.
+ *
+ * Needs root for `ip netns`; skipped with the reason when that fails, except under CI=true.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { run, runToEnd, type Script, stopAll } from "../tools/harness.ts";
+import { type BalancerName, cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
+
+const unavailable = cannotCreateNamespaces();
+const skip = unavailable && process.env.CI !== "true" ? `cannot run hosts here: ${unavailable}` : false;
+
+describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
+  let topology: Topology;
+  let hosts: Script[];
+  let env: Record<string, string>;
+  const matrix: string[] = [];
+
+  before(async () => {
+    if (unavailable) throw new Error(`CI=true, and hosts cannot run here: ${unavailable}`);
+    topology = await up({ hosts: 2, clients: 6, single: true, balancers: true });
+    env = topology.redis.single!;
+    hosts = await topology.startHosts(env, 2);
+  });
+
+  after(async () => {
+    await stopAll();
+    await topology?.down();
+    if (matrix.length) console.log(`balancer matrix:\n${matrix.join("\n")}`);
+  });
+
+  /** Starts client.ts in one client namespace after another until one sits on each host. */
+  async function clientOnEachHost(balancer: BalancerName, clientEnv: Record<string, string>) {
+    const byHost = new Map<number, { script: Script; id: string }>();
+    const landed: number[] = [];
+    for (const ns of topology.clients) {
+      const script = run("client.ts", [`U${ns.name}`], { SERVER_URL: topology.balancers[balancer], ...clientEnv }, "node", { netns: ns.netns });
+      const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+      const host = await topology.hostOf(hosts, id);
+      assert.ok(host >= 0, `no host logged the connection of ${id}`);
+      landed.push(host);
+      if (byHost.has(host)) await script.stop();
+      else byHost.set(host, { script, id });
+      if (byHost.size === 2) break;
+    }
+    assert.equal(byHost.size, 2, `every client landed on one host (${landed.join(", ")})`);
+    return { one: byHost.get(0)!, two: byHost.get(1)!, tried: landed.length };
+  }
+
+  const cases: { balancer: BalancerName; clientEnv: Record<string, string>; label: string }[] = [
+    { balancer: "nginx", clientEnv: {}, label: "nginx hash $remote_addr, default transports" },
+    { balancer: "haproxy", clientEnv: { WITH_CREDENTIALS: "1" }, label: "HAProxy cookie, default transports, WITH_CREDENTIALS=1" },
+    { balancer: "roundRobin", clientEnv: { TRANSPORTS: "websocket" }, label: "round robin, TRANSPORTS=websocket" },
+  ];
+  for (const { balancer, clientEnv, label } of cases) {
+    test(`${label}: a client on each host chat, the emitter reaches both, then one`, async () => {
+      const started = Date.now();
+      const { one, two, tried } = await clientOnEachHost(balancer, clientEnv);
+      const [a, b] = [one.script, two.script];
+      const fromA = b.stdout.length;
+      const fromB = a.stdout.length;
+      a.send("hello from host 1");
+      await b.waitFor("hello from host 1 from U", 10_000, fromA);
+      b.send("hello from host 2");
+      await a.waitFor("hello from host 2 from U", 10_000, fromB);
+
+      const everyone = await runToEnd("emitter.ts", ["--message", `everyone via ${balancer}`], env);
+      assert.equal(everyone.code, 0, everyone.stderr.join("\n"));
+      await Promise.all([a.waitFor(`everyone via ${balancer}`, 10_000, fromB), b.waitFor(`everyone via ${balancer}`, 10_000, fromA)]);
+      const toB = await runToEnd("emitter.ts", [two.id, "--message", `only B via ${balancer}`], env);
+      assert.equal(toB.code, 0, toB.stderr.join("\n"));
+      await b.waitFor(`only B via ${balancer}`, 10_000, fromA);
+      const last = await runToEnd("emitter.ts", ["--message", `last via ${balancer}`], env);
+      assert.equal(last.code, 0);
+      await a.waitFor(`last via ${balancer}`, 10_000, fromB);
+      assert.ok(!a.stdout.some((line) => line.includes("only B")), "the other client got the targeted message");
+      for (const client of [a, b]) assert.deepEqual(client.stderr.filter(Boolean), []);
+      matrix.push(`  ${label.padEnd(58)} works (${tried} clients tried to cover both hosts, ${Date.now() - started} ms)`);
+      await a.stop();
+      await b.stop();
+    });
+  }
+
+  test("nginx address hashing: clients sharing one address (one NAT) all land on one host", async () => {
+    const landed: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const script = run("client.ts", [`N${i}`], { SERVER_URL: topology.balancers.nginx }, "node", { netns: topology.clients[0]!.netns });
+      const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+      landed.push(await topology.hostOf(hosts, id));
+      await script.stop();
+    }
+    assert.equal(new Set(landed).size, 1, `landed on hosts ${landed.join(", ")}`);
+    matrix.push(`  ${"nginx hash, 3 clients behind one address".padEnd(58)} all on host ${landed[0]! + 1}`);
+  });
+
+  test("round robin in front of long-polling: the second request reaches the other host, HTTP 400 Session ID unknown", async () => {
+    const base = `${topology.balancers.roundRobin}/socket.io/?EIO=4&transport=polling`;
+    const handshake = await fetch(base);
+    const { sid } = JSON.parse((await handshake.text()).slice(1)) as { sid: string }; // "0{...}": an open packet
+    const answers = [];
+    for (let i = 0; i < 2; i++) {
+      const answer = await fetch(`${base}&sid=${sid}`, { method: "POST", body: "40" });
+      answers.push({ status: answer.status, body: await answer.text() });
+    }
+    // Of two requests in a row, one lands on the host that does not know the session.
+    assert.ok(
+      answers.some((a) => a.status === 400 && a.body === '{"code":1,"message":"Session ID unknown"}'),
+      JSON.stringify(answers),
+    );
+    // client.ts with default transports through it does not get connected.
+    const client = await runToEnd("client.ts", ["P"], { SERVER_URL: topology.balancers.roundRobin }, "node", 20_000, { netns: topology.clients[0]!.netns });
+    assert.equal(client.code, 1);
+    assert.ok(!client.stdout.some((line) => line.startsWith("connected")), client.stdout.join("\n"));
+    matrix.push(`  ${"round robin, default transports (long-polling first)".padEnd(58)} fails: HTTP 400 ${answers.find((a) => a.status === 400)?.body}; client.ts: "${client.stderr[0]}"`);
+  });
+
+  test("HAProxy for a client that keeps no cookie: its requests are spread like round robin's", async () => {
+    const results: string[] = [];
+    for (const ns of topology.clients.slice(0, 2)) {
+      const client = await runToEnd("client.ts", ["N"], { SERVER_URL: topology.balancers.haproxy }, "node", 20_000, { netns: ns.netns });
+      results.push(client.stdout.some((line) => line.startsWith("connected")) ? "connected" : `failed: ${client.stderr[0]}`);
+    }
+    assert.ok(results.some((result) => result.startsWith("failed")), results.join("; "));
+    matrix.push(`  ${"HAProxy cookie, default transports, no WITH_CREDENTIALS".padEnd(58)} fails: ${results.join("; ")}`);
+  });
+});
