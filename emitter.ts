@@ -19,7 +19,7 @@ import { connectOnce, redisFailure } from "./lib/redis-connections.ts";
 
 const command = readEmitterCommand(process.argv.slice(2)); // a wrong command: one line, exit code 2
 const config = readRedisConfig();
-const redisClient = await connectOnce(config); // Redis out of reach: one line, exit code 1
+const redisClient = await connectOnce(config); // Redis out of reach or not answering: one line, exit code 1
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =

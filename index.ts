@@ -10,7 +10,8 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT (docs/reference/configuration.md).
+ * Environment: PORT, WORKERS, REDIS_URL, ADAPTER, CHAT_RATE_LIMIT, REDIS_TIMEOUT, MAX_CLIENT_BACKLOG,
+ * REQUEST_TIMEOUT (docs/reference/configuration.md).
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
@@ -19,13 +20,16 @@ import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
 import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents } from "./lib/chat-events.ts";
+import { guardAdapterMessages } from "./lib/adapter-messages.ts";
 import { guardChatMessage } from "./lib/chat-guards.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
 import { forkWorker, isReplacement, reportReady, stopClusterWithoutRedis, superviseWorkers } from "./lib/primary-lifecycle.ts";
 import { connectWorkerRedis } from "./lib/redis-connections.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
+import { boundWorkerRequests, guardPrimarySockets } from "./lib/primary-sockets.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
+import { cutSlowReaders } from "./lib/slow-readers.ts";
 import { answerHandoffBarriers, guardStickyHandoffs } from "./lib/sticky-fixes.ts";
 import { printable } from "./lib/text.ts";
 
@@ -41,6 +45,7 @@ if (cluster.isPrimary) {
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
+  guardPrimarySockets(server, config.requestTimeout); // resets, junk, silent or dripping peers
 
   superviseWorkers(server, config); // listens once every worker is ready; replaces the dead
   for (let i = 0; i < config.workers; i++) forkWorker();
@@ -49,6 +54,7 @@ if (cluster.isPrimary) {
 
   // A request that is not Socket.IO's gets the worker's id, as in the post.
   const httpServer = createServer((_req, res) => res.end(`worker: ${workerId}`));
+  boundWorkerRequests(httpServer, config.requestTimeout);
 
   const redis = await connectWorkerRedis(config, workerId, isReplacement()).catch(stopClusterWithoutRedis);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
@@ -57,9 +63,12 @@ if (cluster.isPrimary) {
   });
   setupWorker(io);
   answerHandoffBarriers();
+  cutSlowReaders(io, config.maxClientBacklog, workerId); // a client that stops reading is let go
 
   // The chat runs on "/" and on "/lounge", with the same handlers.
   for (const nsp of CHAT_NAMESPACES.map((name) => io.of(name))) {
+    guardAdapterMessages(nsp, workerId); // a malformed message on Redis costs that message only
+
     nsp.on("connection", (socket) => {
       console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 

@@ -21,6 +21,8 @@ export function isAdapterName(value: string): value is AdapterName {
 export interface RedisConfig {
   redisUrl: string;
   adapter: AdapterName;
+  /** Milliseconds a script waits for Redis to answer, and a running worker for a PING reply (lib/redis-deadline.ts). */
+  redisTimeout: number;
 }
 
 export interface ServerConfig extends RedisConfig {
@@ -28,6 +30,10 @@ export interface ServerConfig extends RedisConfig {
   workers: number;
   /** Chat messages per second one client may send. */
   chatRateLimit: number;
+  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/slow-readers.ts). */
+  maxClientBacklog: number;
+  /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary-sockets.ts). */
+  requestTimeout: number;
 }
 
 export function readRedisConfig(env = process.env): RedisConfig {
@@ -37,7 +43,9 @@ export function readRedisConfig(env = process.env): RedisConfig {
   }
   const adapter = env.ADAPTER ?? "classic";
   if (!isAdapterName(adapter)) configError(`ADAPTER must be one of ${ADAPTERS.join(", ")}, got "${adapter}"`);
-  return { redisUrl, adapter };
+  const redisTimeout = Number(env.REDIS_TIMEOUT ?? 5000);
+  if (!Number.isInteger(redisTimeout) || redisTimeout < 100) configError(`REDIS_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REDIS_TIMEOUT}"`);
+  return { redisUrl, adapter, redisTimeout };
 }
 
 export function readServerConfig(env = process.env): ServerConfig {
@@ -47,7 +55,13 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit };
+  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 10 * 2 ** 20);
+  if (!Number.isInteger(maxClientBacklog) || maxClientBacklog < 0) {
+    configError(`MAX_CLIENT_BACKLOG must be a whole number of bytes (0: no limit), got "${env.MAX_CLIENT_BACKLOG}"`);
+  }
+  const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
+  if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout };
 }
 
 /** One line on stderr and exit code 2. */

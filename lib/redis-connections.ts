@@ -6,6 +6,7 @@
  */
 import { createClient, type RedisClientType } from "redis";
 import { EXIT_FAILURE, type RedisConfig, redactUrl } from "./config.ts";
+import { connectWithin, exitIfRedisHangs } from "./redis-deadline.ts";
 
 /** What createClient() returns without modules or scripts, speaking RESP3. */
 export type RedisClient = RedisClientType<{}, {}, {}, 3, {}>;
@@ -52,7 +53,9 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
     });
   }
   try {
-    await Promise.all(clients.map((client) => client.connect()));
+    // A replacement waits for Redis as long as it takes; a first worker gives up after REDIS_TIMEOUT,
+    // also when Redis accepts the connection but never answers (lib/redis-deadline.ts).
+    await (waitForRedis ? Promise.all(clients.map((client) => client.connect())) : connectWithin(clients, config.redisTimeout));
   } catch (err) {
     throw new Error(redisFailure(err));
   }
@@ -60,10 +63,15 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
   return { pubClient, subClient, clients };
 }
 
-/** The emitter's one connection, without retries: one line and exit code 1 when Redis cannot be reached. */
+/**
+ * The emitter's one connection, without retries: one line and exit code 1 when Redis cannot be
+ * reached, or has not answered everything within REDIS_TIMEOUT.
+ */
 export async function connectOnce(config: RedisConfig): Promise<RedisClient> {
   const client = createClient({ url: config.redisUrl, socket: { connectTimeout: 5000, reconnectStrategy: false } });
   client.on("error", () => {}); // connect() below reports the failure
+  // Bounds the whole run, not only the connection: a Redis may freeze after it has answered once.
+  exitIfRedisHangs(client, config.redisTimeout, (reason) => `Redis at ${redactUrl(config.redisUrl)} does not answer: ${reason}`);
   try {
     await client.connect();
     return client;
