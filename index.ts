@@ -26,6 +26,7 @@ import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
 import { forkWorker, isReplacement, reportReady, stopClusterWithoutRedis, superviseWorkers } from "./lib/primary-lifecycle.ts";
 import { connectWorkerRedis } from "./lib/redis-connections.ts";
+import { watchRedisPaths } from "./lib/redis-watchdog.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
 import { boundWorkerRequests, guardPrimarySockets } from "./lib/primary-sockets.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
@@ -57,6 +58,7 @@ if (cluster.isPrimary) {
   boundWorkerRequests(httpServer, config.requestTimeout);
 
   const redis = await connectWorkerRedis(config, workerId, isReplacement()).catch(stopClusterWithoutRedis);
+  watchRedisPaths(redis, config, workerId); // a frozen or half-open path to Redis is noticed and replaced
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),
