@@ -7,6 +7,7 @@
 import { createClient, type RedisClientType } from "redis";
 import { EXIT_FAILURE, type RedisConfig, redactUrl } from "./config.ts";
 import { connectWithin, exitIfRedisHangs } from "./redis-deadline.ts";
+import { type RedisIdentity, redisIdentity, whyCut } from "./subscriber-cuts.ts";
 
 /** What createClient() returns without modules or scripts, speaking RESP3. */
 export type RedisClient = RedisClientType<{}, {}, {}, 3, {}>;
@@ -35,17 +36,33 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
   });
   const subClient = pubClient.duplicate();
   const clients = config.adapter === "streams" ? [pubClient] : [pubClient, subClient];
+  let identity: RedisIdentity | undefined; // which Redis, to tell a cut subscriber from a restart
+  let cutAt: number | undefined;
   for (const client of clients) {
     client.on("error", (err: Error) => {
       if (client.isReady) {
         // Still connected: the adapter failed on a message someone published (a malformed payload).
         console.error(`worker: ${workerId}, ignored a message from Redis that the adapter could not handle (${err.message})`);
-      } else if ((connectedOnce || waitForRedis) && !redisDown) {
-        redisDown = true;
-        console.error(`worker: ${workerId}, lost Redis (${err.message || err.name}), reconnecting`);
+      } else if ((connectedOnce || waitForRedis) && !redisDown && cutAt === undefined) {
+        const lost = () => {
+          redisDown = true;
+          console.error(`worker: ${workerId}, lost Redis (${err.message || err.name}), reconnecting`);
+        };
+        // The subscriber alone, the publisher still connected: Redis may have cut it (lib/subscriber-cuts.ts).
+        if (client !== subClient || !pubClient.isReady || !identity) return lost();
+        cutAt = performance.now();
+        void whyCut(pubClient, identity, config.redisTimeout).then((cut) => {
+          if (cut) return console.error(`worker: ${workerId}, ${cut}`);
+          cutAt = undefined;
+          if (!subClient.isReady && !redisDown) lost();
+        });
       }
     });
     client.on("ready", () => {
+      if (client === subClient && cutAt !== undefined) {
+        console.log(`worker: ${workerId}, subscribed again, ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
+        cutAt = undefined;
+      }
       if (redisDown && clients.every((c) => c.isReady)) {
         redisDown = false;
         console.log(`worker: ${workerId}, Redis is back`);
@@ -60,6 +77,7 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
     throw new Error(redisFailure(err));
   }
   connectedOnce = true;
+  identity = await redisIdentity(pubClient, config.redisTimeout);
   return { pubClient, subClient, clients };
 }
 

@@ -70,8 +70,15 @@ export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerI
   let saidFrozen = false;
   let probing = false;
 
+  const every = Math.max(100, config.redisTimeout / 4);
+  let lastCheck = performance.now();
   const check = () => {
     const now = performance.now();
+    // Late by more than a round: this worker was not running (frozen, starved of CPU), so the
+    // answers may be waiting unread. No verdict this round: they are read before the next.
+    const late = now - lastCheck > 2 * every;
+    lastCheck = now;
+    if (late) return;
     for (const w of watched) {
       if (!w.client.isReady) continue; // node-redis knows, and reconnects by itself
       if (w.pingSentAt === undefined) {
@@ -153,7 +160,7 @@ export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerI
     throw reason;
   });
 
-  setInterval(check, Math.max(100, config.redisTimeout / 4)).unref();
+  setInterval(check, every).unref();
 }
 
 /** node-redis's errors for a command whose connection went away before its reply. */

@@ -74,7 +74,8 @@ describe("a Redis that accepts TCP but never answers, and a service that is not 
   });
 });
 
-for (const adapter of ["classic", "sharded", "streams"] as const) describe(`a running cluster whose path to Redis freezes, ADAPTER=${adapter}`, () => {
+// Classic and streams: sharded shares classic's two connections; streams reads with its own.
+for (const adapter of ["classic", "streams"] as const) describe(`a running cluster whose path to Redis freezes, ADAPTER=${adapter}`, () => {
   const REDIS_TIMEOUT = 1500;
   let redis: RunningRedis;
   let proxy: TcpProxy;
@@ -174,5 +175,85 @@ for (const adapter of ["classic", "sharded", "streams"] as const) describe(`a ru
     await until(() => clients[1]!.received.includes("after the repair from A"), 10_000, "chat from A reaches B");
     assert.equal(server.child.exitCode, null);
     assert.ok(!server.stdout.some((line) => /died/.test(line)), "no worker died");
+  });
+});
+
+describe("Redis cutting a subscriber that fell behind (client-output-buffer-limit pubsub)", () => {
+  let redis: RunningRedis;
+  let server: Script;
+
+  before(async () => {
+    // A low limit, so that a worker frozen for a few seconds passes it.
+    redis = await startRedisServer(await freePort(), ["--client-output-buffer-limit", "pubsub 262144 0 0"]);
+    const port = await freePort();
+    server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" });
+    await server.waitFor("listening on port", 60_000);
+  });
+  after(async () => {
+    await stopAll();
+    await redis?.stop();
+  });
+
+  test("is told as a cut, not as a Redis restart; the other worker's clients lose nothing", async (t) => {
+    const url = server.stdout.find((line) => line.startsWith("listening on port"))!.match(/port (\d+)/)![1]!;
+    const clients: { socket: ChatSocket; received: string[]; worker: string }[] = [];
+    const publisher = createClient({ url: redis.url });
+    let ticker: NodeJS.Timeout | undefined;
+    let frozenPid: number | undefined;
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket: ChatSocket = connect(`http://127.0.0.1:${url}`, { forceNew: true, transports: ["websocket"] });
+        const c = { socket, received: [] as string[], worker: "" };
+        socket.on("chat message", (text) => c.received.push(text));
+        await until(() => socket.connected, 10_000, "connected");
+        c.worker = (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socket.id}$`), 10_000))[1]!;
+        clients.push(c);
+      }
+      assert.notEqual(clients[0]!.worker, clients[1]!.worker, "one client on each worker");
+      await publisher.connect();
+      const emitter = new Emitter<ServerToClientEvents>(publisher);
+      const padding = "x".repeat(10_000);
+      let tick = 0;
+      ticker = setInterval(() => {
+        for (let i = 0; i < 15; i++) emitter.emit("chat message", `tick ${tick++} ${padding}`);
+      }, 50); // 3 MB/s
+      await until(() => clients.every((c) => c.received.length > 20), 10_000, "ticks flow");
+
+      // Freeze one worker: once the kernel's socket buffers are full (several MB on loopback),
+      // Redis queues for its subscriber until the limit, then cuts it.
+      const [pid] = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(server.child.pid)], { encoding: "utf8" })
+        .split("\n")
+        .filter((line) => line.trimEnd().endsWith("index.ts"))
+        .map((line) => Number(line.trim().split(/\s+/)[0]));
+      frozenPid = pid!;
+      const from = server.stderr.length;
+      process.kill(frozenPid, "SIGSTOP");
+      await sleep(4000);
+      process.kill(frozenPid, "SIGCONT");
+      frozenPid = undefined;
+      const cut = await until(() => server.stderr.slice(from).some((line) => /Redis closed the subscriber connection while it stayed up/.test(line)), 10_000, "the cut is told").then(
+        () => server.stderr.slice(from).find((line) => /Redis closed the subscriber connection/.test(line))!,
+      );
+      const victim = cut.match(/^worker: (\d+),/)![1]!;
+      await server.waitFor(new RegExp(`^worker: ${victim}, subscribed again, [\\d.]+ s after the cut$`), 10_000);
+      const last = tick + 20;
+      await until(() => clients.every((c) => c.received.some((text) => text.startsWith(`tick ${last} `))), 10_000, "ticks after the cut");
+      clearInterval(ticker);
+
+      t.diagnostic(cut);
+      assert.deepEqual(server.stderr.slice(from).filter((line) => /lost Redis|Redis is back/.test(line)), [], "not told as a Redis restart");
+      assert.deepEqual(server.stdout.filter((line) => /Redis is back/.test(line)), []);
+      for (const c of clients) {
+        const numbers = c.received.map((text) => Number(text.split(" ")[1]));
+        const missing = numbers.at(-1)! - numbers[0]! + 1 - numbers.length;
+        t.diagnostic(`client of worker ${c.worker}${c.worker === victim ? " (cut)" : ""}: ${missing} ticks missing`);
+        if (c.worker !== victim) assert.equal(missing, 0, "the other worker's client lost nothing");
+      }
+    } finally {
+      clearInterval(ticker);
+      if (frozenPid) process.kill(frozenPid, "SIGCONT");
+      for (const c of clients) c.socket.disconnect();
+      await publisher.close().catch(() => {});
+    }
   });
 });
