@@ -57,7 +57,7 @@ describe("clients that stop reading, under a flood", () => {
       socket.on("chat message", (text) => void (text === MESSAGE && h.received++));
       healthy.push(h);
     }
-    const stuck = run("test/fixtures/readers.ts", [url, "3"], {});
+    const stuck = run("tools/readers.ts", [url, "3"], {});
     const publisher = createClient({ url: redis.url });
     let ticker: NodeJS.Timeout | undefined;
     try {
