@@ -77,7 +77,7 @@ try {
     return { seen, stop: () => clearInterval(timer) };
   };
   const report = (name: string, faultAt: number, endAt: number, firstN: number, lines: { line: string; at: number }[]) => {
-    const lastN = n - 1;
+    const lastN = n - 1 - RATE; // the last second's messages may still be on their way
     const noticed = lines.find((l) => /has not answered/.test(l.line));
     console.log(`${name}:`);
     console.log(`  first worker line ${noticed ? `${((noticed.at - faultAt) / 1000).toFixed(1)} s after the fault` : "never"}`);

@@ -5,7 +5,8 @@
  * One worker, N stuck readers (tools/readers.ts, frozen with SIGSTOP) beside one healthy websocket
  * client and one healthy long-polling client, a flood of --size bytes x --rate messages per
  * second for --seconds through Redis. It prints the worker's RSS before, at its peak and at the
- * end, when each stuck reader was let go, and what the healthy clients received. Linux only.
+ * end, when each stuck reader was let go, and what the healthy clients received; then the same
+ * flood with no stuck reader, for what the flood alone costs. Linux only.
  *
  *   npx tsx bench/slow-readers.ts
  *   npx tsx bench/slow-readers.ts --stuck 10 --size 10000 --rate 1000 --seconds 20 --limit 10485760
@@ -42,16 +43,17 @@ if (![STUCK, SIZE, RATE, SECONDS, LIMIT].every((n) => Number.isInteger(n) && n! 
 const MB = 2 ** 20;
 const redis = await startPrivateRedis();
 try {
-  for (const limit of [0, LIMIT!]) await measure(limit);
+  // The check off, then on; then on without stuck readers: what the flood alone costs.
+  for (const [limit, stuck] of [[0, STUCK!], [LIMIT!, STUCK!], [LIMIT!, 0]] as const) await measure(limit, stuck);
 } finally {
   await redis.stop();
 }
 
-async function measure(limit: number) {
+async function measure(limit: number, stuckCount: number) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "1", MAX_CLIENT_BACKLOG: String(limit) });
-  const stuck = run("tools/readers.ts", [url, String(STUCK)], {});
+  const stuck = run("tools/readers.ts", [url, String(stuckCount)], {});
   const healthy = ["websocket", "polling"].map((transport) => {
     const socket = connect(url, { forceNew: true, transports: [transport] });
     const h = { transport, socket, received: 0 };
@@ -61,7 +63,7 @@ async function measure(limit: number) {
   const publisher = createClient({ url: redis.url });
   try {
     await server.waitFor("listening on port", 60_000);
-    await until(() => healthy.every((h) => h.socket.connected) && stuck.stdout.filter((l) => l.startsWith("connected ")).length === STUCK, 30_000, "everyone connected");
+    await until(() => healthy.every((h) => h.socket.connected) && stuck.stdout.filter((l) => l.startsWith("connected ")).length === stuckCount, 30_000, "everyone connected");
     const [worker] = serverProcesses(server.child.pid!, "index.ts", true);
     await publisher.connect();
     const emitter = new Emitter(publisher);
@@ -86,11 +88,12 @@ async function measure(limit: number) {
     await sleep(1000);
     const end = rssOf(worker!);
     const cuts = server.stdout.filter((line) => line.includes("closed the connection of a client that does not read"));
-    console.log(`MAX_CLIENT_BACKLOG=${limit}${limit === 0 ? " (check off)" : ` (${(limit / MB).toFixed(0)} MiB)`}, ${STUCK} stuck readers, ${SIZE} B x ${RATE}/s for ${SECONDS} s:`);
+    console.log(`MAX_CLIENT_BACKLOG=${limit}${limit === 0 ? " (check off)" : ` (${(limit / MB).toFixed(0)} MiB)`}, ${stuckCount} stuck readers, ${SIZE} B x ${RATE}/s for ${SECONDS} s:`);
     console.log(`  worker RSS: ${(before / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB at the peak, ${(end / MB).toFixed(0)} MB at the end`);
     const when = cutTimes.length ? `, ${cutTimes[0]!.toFixed(1)}-${cutTimes.at(-1)!.toFixed(1)} s into the flood` : "";
-    console.log(`  stuck readers let go: ${cuts.length} of ${STUCK}${when}`);
+    console.log(`  stuck readers let go: ${cuts.length} of ${stuckCount}${when}`);
     for (const h of healthy) console.log(`  healthy ${h.transport} client: ${h.received} of ${total} messages`);
+    if (cuts[0]) console.log(`  the first cut, as the worker logged it: ${cuts[0]}`);
   } finally {
     try {
       process.kill(stuck.child.pid!, "SIGCONT");

@@ -79,6 +79,9 @@ for (const runtime of ["node", "bun", "deno"] as Runtime[]) {
       await server.waitFor("listening on port", 60_000);
       a = chatter(`http://127.0.0.1:${port}`);
       b = chatter(`http://127.0.0.1:${port}`);
+      // Both known to their workers before anyone chats: a broadcast reaches only who is there.
+      await until(() => a.socket.connected && b.socket.connected, 20_000, "both clients connected");
+      for (const c of [a, b]) await server.waitFor(`connected, id: ${c.socket.id}`, 20_000);
       await chatBothWays(a, b, "before");
     });
 
@@ -205,6 +208,7 @@ describe("a malformed message on Redis, inside a burst of many", () => {
         }
         const lines = server.stderr.filter((line) => /ignored a message from Redis that the adapter could not handle/.test(line));
         assert.equal(lines.length, 2, `one line per worker:\n${server.stderr.join("\n")}`);
+        t.diagnostic(lines[0]!);
         // The workers still deliver afterwards.
         await publisher.sendCommand(valid("after") as unknown as string[]);
         await until(() => clients.every((c) => c.received.includes("after")), 10_000, "delivery goes on");

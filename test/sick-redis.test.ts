@@ -235,7 +235,7 @@ describe("Redis cutting a subscriber that fell behind (client-output-buffer-limi
         () => server.stderr.slice(from).find((line) => /Redis closed the subscriber connection/.test(line))!,
       );
       const victim = cut.match(/^worker: (\d+),/)![1]!;
-      await server.waitFor(new RegExp(`^worker: ${victim}, subscribed again, [\\d.]+ s after the cut$`), 10_000);
+      t.diagnostic((await server.waitFor(new RegExp(`^worker: ${victim}, subscribed again, [\\d.]+ s after the cut$`), 10_000))[0]);
       const last = tick + 20;
       await until(() => clients.every((c) => c.received.some((text) => text.startsWith(`tick ${last} `))), 10_000, "ticks after the cut");
       clearInterval(ticker);

@@ -85,6 +85,7 @@ describe("clients that stop reading, under a flood", () => {
       const cuts = server.stdout.filter((line) => /closed the connection of a client that does not read/.test(line));
       for (const h of healthy) assert.ok(!cuts.some((line) => line.includes(h.socket.io.engine.id)), `a healthy client was cut: ${cuts.join("\n")}`);
       assert.equal(cuts.length, 3, `one line per stuck client:\n${cuts.join("\n")}`);
+      t.diagnostic(cuts[0]!);
       // The engine ids in the log are not the socket ids the fixture printed; count is what matters.
       assert.equal(stuckIds.length, 3);
 
