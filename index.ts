@@ -18,17 +18,17 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
+import { guardAdapterMessages } from "./lib/adapter-messages.ts";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
 import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents } from "./lib/chat-events.ts";
-import { guardAdapterMessages } from "./lib/adapter-messages.ts";
 import { guardChatMessage } from "./lib/chat-guards.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
 import { forkWorker, isReplacement, reportReady, stopClusterWithoutRedis, superviseWorkers } from "./lib/primary-lifecycle.ts";
+import { boundWorkerRequests, guardPrimarySockets } from "./lib/primary-sockets.ts";
 import { connectWorkerRedis } from "./lib/redis-connections.ts";
 import { watchRedisPaths } from "./lib/redis-watchdog.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
-import { boundWorkerRequests, guardPrimarySockets } from "./lib/primary-sockets.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
 import { cutSlowReaders } from "./lib/slow-readers.ts";
 import { answerHandoffBarriers, guardStickyHandoffs } from "./lib/sticky-fixes.ts";
@@ -58,7 +58,7 @@ if (cluster.isPrimary) {
   boundWorkerRequests(httpServer, config.requestTimeout);
 
   const redis = await connectWorkerRedis(config, workerId, isReplacement()).catch(stopClusterWithoutRedis);
-  watchRedisPaths(redis, config, workerId); // a frozen or half-open path to Redis is noticed and replaced
+  watchRedisPaths(redis, config, workerId); // a frozen or half-open path to Redis is noticed (first: it watches the adapter's own too)
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),

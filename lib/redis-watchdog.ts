@@ -86,7 +86,7 @@ export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerI
         w.pingSentAt = sentAt;
         w.client.ping().then(
           () => answered(w, sentAt),
-          () => void (w.pingSentAt === sentAt && (w.pingSentAt = undefined)),
+          () => failed(w, sentAt),
         );
       } else if (w.overdueSince === undefined && now - w.pingSentAt > w.deadline) {
         w.overdueSince = w.pingSentAt;
@@ -106,6 +106,18 @@ export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerI
     w.overdueSince = undefined;
     if (outageSince !== undefined && watched.every((o) => o.overdueSince === undefined)) {
       say(`Redis answers again after ${seconds(performance.now() - outageSince)} without an answer; nothing was dropped`);
+      outageSince = undefined;
+      saidFrozen = false;
+    }
+  };
+
+  // The PING failed: node-redis lost that connection and reconnects it by itself, and
+  // lib/redis-connections.ts says so. This watchdog has nothing more to say about it.
+  const failed = (w: Watched, sentAt: number) => {
+    if (w.pingSentAt !== sentAt) return;
+    w.pingSentAt = undefined;
+    w.overdueSince = undefined;
+    if (watched.every((o) => o.overdueSince === undefined)) {
       outageSince = undefined;
       saidFrozen = false;
     }
