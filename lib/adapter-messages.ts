@@ -12,8 +12,8 @@
  *
  * guardAdapterMessages() wraps the entry points of each namespace's adapter, whichever of them
  * it has, so that a message that throws is dropped alone, with one rate-limited log line. The
- * adapters' own try/catch covers decoding only: socket.io/socket.io-redis-adapter (onmessage
- * without try/catch around notepack's decode).
+ * classic adapter's undecodable message is an old report (socketio/socket.io-redis-adapter#278,
+ * "Could not parse" from notepack in onmessage); the other adapters catch decoding errors only.
  */
 import type { Namespace } from "socket.io";
 import { type CountedLog, countedLog } from "./counted-log.ts";

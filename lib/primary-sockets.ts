@@ -11,6 +11,8 @@
  * guardPrimarySockets() gives every accepted socket an error listener and two deadlines; the
  * errors are counted (countedLog), not logged one by one. boundWorkerRequests() gives the
  * workers' HTTP servers the same deadline for the head (a byte-a-second drip) and the request.
+ * No issue in socketio/socket.io-sticky names the gap; another sticky library had the same one
+ * (wzrdtales/socket-io-sticky-session#9: ECONNRESET on a socket the primary held).
  */
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Server as NetServer, Socket } from "node:net";
