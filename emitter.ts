@@ -21,7 +21,7 @@ import { publishesInFlight } from "./lib/redis-shims.ts";
 
 const command = readEmitterCommand(process.argv.slice(2)); // a wrong command: one line, exit code 2
 const config = readRedisConfig();
-// Redis out of reach: one line, exit code 1. So is a PUBLISH refused later: the official emitter
+// Redis out of reach or not answering: one line, exit code 1. So is a PUBLISH refused later: the official emitter
 // does not return it, so it cannot be awaited below (an ACL without PUBLISH, a master that died).
 const redisClient = await connectWithoutRetries(config, refused);
 

@@ -11,13 +11,15 @@
  *   deno run -A index.ts
  *
  * Environment: PORT, WORKERS, REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
- * ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS (docs/reference/configuration.md).
+ * ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS, REDIS_TIMEOUT, MAX_CLIENT_BACKLOG, REQUEST_TIMEOUT
+ * (docs/reference/configuration.md).
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
+import { guardAdapterMessages } from "./lib/adapter-messages.ts";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
 import { allowedOrigins } from "./lib/allowed-origins.ts";
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
@@ -27,9 +29,12 @@ import { answerWorkerQuestion, chatPage } from "./lib/chat-page.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { drainOnSignal } from "./lib/drain-on-signal.ts";
 import { forkWorker, isReplacement, reportReady, reportRedisUnreachable, superviseWorkers } from "./lib/primary-lifecycle.ts";
+import { boundWorkerRequests, guardPrimarySockets } from "./lib/primary-sockets.ts";
 import { connectWorkerRedis } from "./lib/redis-connections.ts";
+import { watchRedisPaths } from "./lib/redis-watchdog.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
+import { cutSlowReaders } from "./lib/slow-readers.ts";
 import { answerHandoffBarriers, guardStickyHandoffs } from "./lib/sticky-fixes.ts";
 import { printable } from "./lib/text.ts";
 
@@ -45,9 +50,7 @@ if (cluster.isPrimary) {
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
-  // Sticky keeps a socket whose request has a body in the primary without an "error" listener:
-  // a reset there (HAProxy resets such connections when a client upgrades) would end the primary.
-  server.on("connection", (socket) => socket.on("error", () => {}));
+  guardPrimarySockets(server, config.requestTimeout); // resets, junk, silent or dripping peers
 
   superviseWorkers(server, config); // listens once every worker is ready, replaces the dead, stops on Ctrl-C
   for (let i = 0; i < config.workers; i++) forkWorker();
@@ -57,8 +60,10 @@ if (cluster.isPrimary) {
   // A request that is not Socket.IO's gets the worker's id, as in the post; a browser gets the page.
   const page = chatPage(workerId);
   const httpServer = createServer((req, res) => page(req, res) || res.end(`worker: ${workerId}`));
+  boundWorkerRequests(httpServer, config.requestTimeout);
 
   const redis = await connectWorkerRedis(config, workerId, { waitForRedis: isReplacement() }).catch(reportRedisUnreachable);
+  watchRedisPaths(redis, config, workerId); // a frozen or half-open path to Redis is noticed (first: it watches the adapter's own too)
   const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),
@@ -66,9 +71,12 @@ if (cluster.isPrimary) {
   });
   setupWorker(io);
   answerHandoffBarriers();
+  cutSlowReaders(io, config.maxClientBacklog, workerId); // a client that stops reading is let go
 
   // The chat runs on "/" and on "/lounge", with the same handlers.
   for (const nsp of CHAT_NAMESPACES.map((name) => io.of(name))) {
+    guardAdapterMessages(nsp, workerId); // a malformed message on Redis costs that message only
+
     nsp.on("connection", (socket) => {
       console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 

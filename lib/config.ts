@@ -33,6 +33,8 @@ export interface RedisConfig {
   /** The topology in log lines, passwords masked. */
   redisName: string;
   adapter: AdapterName;
+  /** Milliseconds a script waits for Redis to answer, and a running worker for a PING reply (lib/redis-deadline.ts). */
+  redisTimeout: number;
 }
 
 export interface ServerConfig extends RedisConfig {
@@ -42,13 +44,19 @@ export interface ServerConfig extends RedisConfig {
   chatRateLimit: number;
   /** Origins besides the server's own whose pages may connect (lib/allowed-origins.ts). */
   allowedOrigins: string[];
+  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/slow-readers.ts). */
+  maxClientBacklog: number;
+  /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary-sockets.ts). */
+  requestTimeout: number;
 }
 
 export function readRedisConfig(env = process.env): RedisConfig {
   const redis = readRedisTopology(env);
   const adapter = env.ADAPTER ?? "classic";
   if (!isAdapterName(adapter)) configError(`ADAPTER must be one of ${ADAPTERS.join(", ")}, got "${adapter}"`);
-  return { redis, redisName: describeTopology(redis), adapter };
+  const redisTimeout = Number(env.REDIS_TIMEOUT ?? 5000);
+  if (!Number.isInteger(redisTimeout) || redisTimeout < 100) configError(`REDIS_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REDIS_TIMEOUT}"`);
+  return { redis, redisName: describeTopology(redis), adapter, redisTimeout };
 }
 
 function readRedisTopology(env: NodeJS.ProcessEnv): RedisTopology {
@@ -96,8 +104,14 @@ export function readServerConfig(): ServerConfig {
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
+  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 10 * 2 ** 20);
+  if (!Number.isInteger(maxClientBacklog) || maxClientBacklog < 0) {
+    configError(`MAX_CLIENT_BACKLOG must be a whole number of bytes (0: no limit), got "${env.MAX_CLIENT_BACKLOG}"`);
+  }
+  const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
+  if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
-  return { ...readRedisConfig(), port, workers, chatRateLimit, allowedOrigins };
+  return { ...readRedisConfig(), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins };
 }
 
 /**

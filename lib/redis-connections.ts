@@ -7,7 +7,9 @@
  */
 import { createClient, createCluster, createSentinel, type RedisClientType } from "redis";
 import { EXIT_FAILURE, type RedisConfig, type RedisTopology } from "./config.ts";
+import { connectWithin, exitIfRedisHangs } from "./redis-deadline.ts";
 import { withHandledPublish, withPlainSendCommand } from "./redis-shims.ts";
+import { type RedisIdentity, redisIdentity, whyCut } from "./subscriber-cuts.ts";
 
 /**
  * What createClient() returns without modules or scripts, speaking RESP3. The cluster and
@@ -80,13 +82,31 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
   });
   const subClient = pubClient.duplicate();
   const clients = config.adapter === "streams" ? [pubClient] : [pubClient, subClient];
+  // Which Redis this is, to tell a subscriber that Redis cut (lib/subscriber-cuts.ts) from a
+  // restart: asked on one node only, where publisher and subscriber share the server.
+  let identity: RedisIdentity | undefined;
+  let cutAt: number | undefined;
+  const lost = (reason: string) => {
+    redisDown = true;
+    console.error(`worker: ${workerId}, lost Redis (${reason}), reconnecting`);
+  };
   watchOutages(clients, config.redis.kind, {
-    down: (reason) => {
-      if (!(connectedOnce || waitForRedis) || redisDown) return;
-      redisDown = true;
-      console.error(`worker: ${workerId}, lost Redis (${reason}), reconnecting`);
+    down: (reason, client) => {
+      if (!(connectedOnce || waitForRedis) || redisDown || cutAt !== undefined) return;
+      // The subscriber alone, the publisher still connected: Redis may have cut it.
+      if (client !== subClient || !pubClient.isReady || !identity) return lost(reason);
+      cutAt = performance.now();
+      void whyCut(pubClient, identity, config.redisTimeout).then((cut) => {
+        if (cut) return console.error(`worker: ${workerId}, ${cut}`);
+        cutAt = undefined;
+        if (!subClient.isReady && !redisDown) lost(reason);
+      });
     },
-    back: () => {
+    back: (client) => {
+      if (client === subClient && cutAt !== undefined) {
+        console.log(`worker: ${workerId}, subscribed again, ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the cut`);
+        cutAt = undefined;
+      }
       if (!redisDown) return;
       redisDown = false;
       console.log(`worker: ${workerId}, Redis is back`);
@@ -95,17 +115,20 @@ export async function connectWorkerRedis(config: RedisConfig, workerId: number, 
     badMessage: (err) => console.error(`worker: ${workerId}, ignored a message from Redis that the adapter could not handle (${err.message})`),
   });
   try {
-    await Promise.all(clients.map((client) => client.connect()));
+    // A replacement waits for Redis as long as it takes; a first worker gives up after REDIS_TIMEOUT,
+    // also when Redis accepts the connection but never answers (lib/redis-deadline.ts).
+    await (waitForRedis ? Promise.all(clients.map((client) => client.connect())) : connectWithin(clients, config.redisTimeout));
   } catch (err) {
     throw new Error(redisFailure(err));
   }
   connectedOnce = true;
+  if (config.redis.kind === "single") identity = await redisIdentity(pubClient, config.redisTimeout);
   return { pubClient, subClient, clients };
 }
 
 interface OutageReport {
-  down(reason: string): void;
-  back(): void;
+  down(reason: string, client: RedisClient): void;
+  back(client: RedisClient): void;
   badMessage(err: Error): void;
 }
 
@@ -118,8 +141,8 @@ interface OutageReport {
  */
 function watchOutages(clients: RedisClient[], kind: RedisTopology["kind"], report: OutageReport) {
   const troubled = new Set<string>();
-  const update = (reason = "") => (troubled.size > 0 ? report.down(reason) : report.back());
   clients.forEach((client, index) => {
+    const update = (reason = "") => (troubled.size > 0 ? report.down(reason, client) : report.back(client));
     if (kind !== "cluster") {
       client.on("error", (err: Error) => {
         if (kind === "single" ? client.isReady : !isConnectionError(err)) return report.badMessage(err);
@@ -148,11 +171,17 @@ function isConnectionError(err: Error & { code?: unknown }): boolean {
   return typeof err.code === "string" || /Socket|Connection|Timeout|Reconnect|Closed/.test(err.constructor.name);
 }
 
-/** The emitter's one connection, without retries: one line and exit code 1 when Redis cannot be reached. */
+/**
+ * The emitter's one connection, without retries: one line and exit code 1 when Redis cannot be
+ * reached, or has not answered everything within REDIS_TIMEOUT.
+ */
 export async function connectWithoutRetries(config: RedisConfig, publishRefused: (err: unknown) => void): Promise<RedisClient> {
   const client = createRedisClient(config.redis, { connectTimeout: 5000, reconnectStrategy: false, publishRefused });
   client.on("error", () => {}); // connect() below reports the failure
   if (config.redis.kind === "cluster") client.on("node-error", () => {});
+  // Bounds the whole run, not only the connection: a Redis may freeze after it has answered once,
+  // and while no master answers, a cluster or Sentinel client waits for one.
+  exitIfRedisHangs(client, config.redisTimeout, (reason) => `Redis at ${config.redisName} does not answer: ${reason}`);
   try {
     await client.connect();
     return client;

@@ -117,7 +117,9 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
           printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
           printedFrom.set(script, script.stdout.length);
         }
-        const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK));
+        // The workers' health checks (a PING on each connection once a while, lib/redis-watchdog.ts;
+        // INFO at start, lib/subscriber-cuts.ts) come at times of their own: left out of every trace.
+        const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
         steps.push({ title, shell, printed, commands });
       },
     };
@@ -337,7 +339,7 @@ export function renderTrace(trace: Trace): string {
     "",
     `Written by \`npm run trace -- --write\` (tools/trace.ts) against Redis ${trace.redisVersion}: index.ts with two workers,`,
     "client.ts A and B, emitter.ts. Each block is one step of the scenario: the command a reader runs,",
-    "what the processes printed (`#   ...`), then every command Redis received, as `MONITOR` showed it",
+    "what the processes printed (`#   ...`), then every command Redis received (but the workers' health checks, PING and INFO), as `MONITOR` showed it",
     "with its timestamp and client address replaced by the connection's role: `pub-N` and `sub-N`",
     "are the workers' publishing and subscribing connections, `emitter-N` the emitters' (N in order",
     "of appearance). Below each MessagePack message, its value decoded with notepack.io.",
@@ -351,6 +353,9 @@ export function renderTrace(trace: Trace): string {
     "",
   ].join("\n");
 }
+
+/** The kit's own health checks, not the adapter's protocol nor node-redis's: left out of every capture. */
+const HEALTH_CHECKS = /^"(PING|INFO)"/i;
 
 /** Commands that are connection chatter, not the adapter's protocol: left out of the tour. */
 const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;

@@ -14,6 +14,8 @@ export interface RunningRedis {
   /** Where it comes from, for a log line. */
   origin: string;
   stop(): Promise<void>;
+  /** The redis-server process, when it is a child of this one (tests freeze it with SIGSTOP). */
+  pid?: number;
 }
 
 const HOW_TO_GET_REDIS =
@@ -87,9 +89,12 @@ export async function startRedisServer(port: number, extraArgs: string[] = []): 
   return {
     url: `redis://127.0.0.1:${port}`,
     origin: `redis-server on port ${port}`,
-    // SIGTERM: Redis shuts down at once, as `redis-cli shutdown nosave` would (nothing is saved).
+    pid: child.pid,
+    // SIGTERM: Redis shuts down at once, as `redis-cli shutdown nosave` would (nothing is saved);
+    // SIGCONT first, for a test that froze it.
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGCONT");
       child.kill("SIGTERM");
       await once(child, "exit");
     },
