@@ -10,9 +10,7 @@
  *   bun index.ts
  *   deno run -A index.ts
  *
- * Environment: PORT, WORKERS, REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
- * ADAPTER, CHAT_RATE_LIMIT, ALLOWED_ORIGINS, REDIS_TIMEOUT, MAX_CLIENT_BACKLOG, REQUEST_TIMEOUT
- * (docs/reference/configuration.md).
+ * Environment: PORT, WORKERS, REDIS_URL, ADAPTER and the rest in docs/reference/configuration.md.
  */
 import cluster from "node:cluster";
 import { createServer, type Server as HttpServer } from "node:http";
@@ -22,8 +20,7 @@ import { Server } from "socket.io";
 import { guardAdapterMessages } from "./lib/adapter-messages.ts";
 import { redisAdapter, stateRecovery } from "./lib/adapters.ts";
 import { allowedOrigins } from "./lib/allowed-origins.ts";
-import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
-import { CHAT_NAMESPACES } from "./lib/chat-events.ts";
+import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, type ServerToClientEvents } from "./lib/chat-events.ts";
 import { guardChatMessage } from "./lib/chat-guards.ts";
 import { answerWorkerQuestion, chatPage } from "./lib/chat-page.ts";
 import { readServerConfig } from "./lib/config.ts";
@@ -34,6 +31,7 @@ import { connectWorkerRedis } from "./lib/redis-connections.ts";
 import { watchRedisPaths } from "./lib/redis-watchdog.ts";
 import { answerRoomRequests } from "./lib/rooms.ts";
 import { relayServerSideChat } from "./lib/server-side-relay.ts";
+import { waitForSessionOwners } from "./lib/session-owners.ts";
 import { cutSlowReaders } from "./lib/slow-readers.ts";
 import { answerHandoffBarriers, guardStickyHandoffs } from "./lib/sticky-fixes.ts";
 import { printable } from "./lib/text.ts";
@@ -50,6 +48,7 @@ if (cluster.isPrimary) {
   const server = createNetServer({ allowHalfOpen: true });
   setupMaster(server as HttpServer, { loadBalancingMethod: "least-connection" });
   guardStickyHandoffs();
+  waitForSessionOwners(server); // a request may name its session before the primary knows where it is
   guardPrimarySockets(server, config.requestTimeout); // resets, junk, silent or dripping peers
 
   superviseWorkers(server, config); // listens once every worker is ready, replaces the dead, stops on Ctrl-C
@@ -80,14 +79,11 @@ if (cluster.isPrimary) {
     nsp.on("connection", (socket) => {
       console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 
-      socket.on(
-        "chat message",
-        guardChatMessage(socket, workerId, config.chatRateLimit, (user, message) => {
-          const data = `${message} from ${user}`;
-          console.log(printable(data)); // no escape sequences or fake lines in the server's log
-          socket.broadcast.emit("chat message", data);
-        }),
-      );
+      socket.on("chat message", guardChatMessage(socket, workerId, config.chatRateLimit, (user, message) => {
+        const data = `${message} from ${user}`;
+        console.log(printable(data)); // no escape sequences or fake lines in the server's log
+        socket.broadcast.emit("chat message", data);
+      }));
 
       answerRoomRequests(socket); // /join and /leave, for emitter.ts --room
       answerWorkerQuestion(socket, workerId); // the page shows which worker holds its socket

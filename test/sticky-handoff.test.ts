@@ -3,7 +3,8 @@
  * (test/fixtures/handoff-race.ts), every socket reaches its worker after socket-less messages
  * (test/fixtures/handoff-barrier.ts), and the Deno IPC bug behind the barrier is still there
  * (test/fixtures/deno-ipc-repro.ts; when those tests fail, Deno has fixed it: drop the barrier for that
- * version). The guard rests on runtime internals, hence the tests.
+ * version), and a request that names its session before the primary knows its worker waits for it
+ * (test/fixtures/session-race.ts). The guards rest on runtime internals, hence the tests.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -52,6 +53,16 @@ for (const runtime of RUNTIMES) {
         assert.equal(repro.code, 0, repro.stdout.join("\n") + repro.stderr.join("\n"));
         assert.equal(line, "socket messages received: 10/10, with their socket: 10/10");
       }
+    });
+
+    test("a request that names its session before the primary knows the worker waits for it (lib/session-owners.ts)", async () => {
+      const guarded = await runToEnd("test/fixtures/session-race.ts", ["guarded"], {}, runtime);
+      assert.equal(guarded.code, 0, guarded.stderr.join("\n"));
+      assert.ok(guarded.stdout.includes("connected: 6 of 6"), guarded.stdout.join("\n"));
+      // Without it, each client's second request goes to the other worker: 400, "xhr post error".
+      const unguarded = await runToEnd("test/fixtures/session-race.ts", ["unguarded"], {}, runtime);
+      assert.equal(unguarded.code, 0, unguarded.stderr.join("\n"));
+      assert.ok(unguarded.stdout.includes("connected: 0 of 6"), unguarded.stdout.join("\n"));
     });
   });
 }
