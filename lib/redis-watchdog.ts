@@ -49,7 +49,8 @@ interface Watched {
 }
 
 export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerId: number): void {
-  // One node only: the cluster and Sentinel clients keep a connection per node and find a new
+  countCommandsLostWithConnection(workerId);
+  // The PINGs on one node only: the cluster and Sentinel clients keep a connection per node and find a new
   // master themselves (docs/reference/production.md); a new single connection proves nothing there.
   if (config.redis.kind !== "single") return;
   const url = config.redis.url;
@@ -168,15 +169,20 @@ export function watchRedisPaths(redis: WorkerRedis, config: RedisConfig, workerI
     w.client.connect().catch(() => {}); // its reconnect strategy retries; errors are logged by redis-connections.ts
   }
 
-  // Rejections of commands that were in flight on a connection dropped here, or by node-redis
-  // itself: the adapters publish without awaiting. Anything else keeps Node's default (a crash).
+  setInterval(check, every).unref();
+}
+
+/**
+ * Rejections of commands that were in flight on a connection dropped by the watchdog, or by
+ * node-redis itself (a failover on any topology): the adapters send some commands without awaiting
+ * them. They are counted in one line; anything else keeps Node's default (a crash).
+ */
+function countCommandsLostWithConnection(workerId: number): void {
   const lost = countedLog(`worker: ${workerId}, commands lost with a Redis connection`);
   process.on("unhandledRejection", (reason) => {
     if (LOST_WITH_CONNECTION.some((kind) => reason instanceof kind)) return lost((reason as Error).message);
     throw reason;
   });
-
-  setInterval(check, every).unref();
 }
 
 /** node-redis's errors for a command whose connection went away before its reply. */
