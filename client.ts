@@ -15,43 +15,21 @@
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
-import type { ClientToServerEvents, ServerToClientEvents } from "./lib/chat-events.ts";
-import { EXIT_FAILURE, EXIT_USAGE } from "./lib/config.ts";
-import { isChatText, MAX_TEXT_LENGTH, printable } from "./lib/text.ts";
+import { type ClientToServerEvents, MAX_TEXT_LENGTH, printable, type ServerToClientEvents } from "./lib/chat.ts";
+import { readClientConfig } from "./lib/config.ts";
+import { EXIT_FAILURE, onUncaught } from "./lib/failures.ts";
 
-const SERVER_URL = process.env.SERVER_URL ?? "http://localhost:3000";
-const TRANSPORTS = (process.env.TRANSPORTS ?? "polling,websocket").split(",").map((name) => name.trim());
-const WITH_CREDENTIALS = process.env.WITH_CREDENTIALS ?? "0";
-const user = process.argv[2];
+// One way out: a wrong argument or environment is one line and exit code 2.
+onUncaught((failure) => {
+  console.error(failure.line);
+  process.exit(failure.code);
+});
 
-if (!user) {
-  console.error("usage: client.ts <user name>");
-  process.exit(EXIT_USAGE);
-}
-if (!isChatText(user)) {
-  console.error(`the user name must be 1 to ${MAX_TEXT_LENGTH} characters`);
-  process.exit(EXIT_USAGE);
-}
-if (!URL.canParse(SERVER_URL) || !/^(http|https|ws|wss):$/.test(new URL(SERVER_URL).protocol)) {
-  console.error(`SERVER_URL must be an http(s) or ws(s) URL, got "${SERVER_URL}"`);
-  process.exit(EXIT_USAGE);
-}
-
-if (TRANSPORTS.length === 0 || TRANSPORTS.some((name) => name !== "polling" && name !== "websocket")) {
-  console.error(`TRANSPORTS must be polling, websocket or both (comma-separated), got "${process.env.TRANSPORTS}"`);
-  process.exit(2);
-}
-if (WITH_CREDENTIALS !== "0" && WITH_CREDENTIALS !== "1") {
-  console.error(`WITH_CREDENTIALS must be 0 or 1, got "${WITH_CREDENTIALS}"`);
-  process.exit(2);
-}
+const { user, serverUrl, transports, withCredentials } = readClientConfig(process.argv.slice(2));
 
 // Default transports: HTTP long-polling first, then the upgrade to WebSocket. withCredentials makes
 // socket.io-client keep the cookies the server (or a balancer in front of it) sets, as a browser does.
-const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(SERVER_URL, {
-  transports: TRANSPORTS as ("polling" | "websocket")[],
-  withCredentials: WITH_CREDENTIALS === "1",
-});
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(serverUrl, { transports, withCredentials });
 let connectedOnce = false;
 let reportedOutage = false;
 
@@ -108,7 +86,7 @@ socket.onAny((event: string, data: unknown) => {
 socket.on("connect_error", (err) => {
   if (!connectedOnce) {
     // Never reached the server: retrying would only hide a wrong URL or a stopped server.
-    console.error(`Error: cannot connect to ${SERVER_URL}: ${err.message}`);
+    console.error(`Error: cannot connect to ${serverUrl}: ${err.message}`);
     process.exit(EXIT_FAILURE);
   }
   // The server went away after we were connected: the client retries on its own, say it once.

@@ -6,28 +6,38 @@
  *   npx tsx emitter.ts <socket id>             only that socket gets "Hi guys from Emitter"
  *   npx tsx emitter.ts --room lobby --message "hi lobby"
  *   npx tsx emitter.ts --server-side           every worker logs it and relays it to its clients
- *   npx tsx emitter.ts --help                  every option (lib/emitter-command.ts)
+ *   npx tsx emitter.ts --help                  every option (lib/emitter/command.ts)
  *   (also: npm run emit -- [args], bun emitter.ts, deno run -A emitter.ts)
  *
  * Environment: REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS + REDIS_SENTINEL_MASTER),
  * ADAPTER: the server's (docs/reference/configuration.md).
  */
 import { Emitter } from "@socket.io/redis-emitter";
-import { clusterEmitter, type NamespaceEmitter } from "./lib/cluster-emitter.ts";
-import { EXIT_FAILURE, readRedisConfig } from "./lib/config.ts";
-import { readEmitterCommand } from "./lib/emitter-command.ts";
-import { connectWithoutRetries, redisFailure } from "./lib/redis-connections.ts";
-import { publishesInFlight } from "./lib/redis-shims.ts";
+import { readRedisConfig } from "./lib/config.ts";
+import { EMITTER_USAGE, readEmitterCommand } from "./lib/emitter/command.ts";
+import { type NamespaceEmitter, shardedStreamsEmitter } from "./lib/emitter/sharded-streams.ts";
+import { Failure, onUncaught } from "./lib/failures.ts";
+import { redisFailure } from "./lib/redis/client.ts";
+import { connectEmitterRedis } from "./lib/redis/connections.ts";
+import { commandsInFlight } from "./lib/redis/shims.ts";
 
-const command = readEmitterCommand(process.argv.slice(2)); // a wrong command: one line, exit code 2
+// One way out: a wrong command is one line and exit code 2, a failure one line and exit code 1.
+onUncaught((failure) => {
+  console.error(failure.line);
+  process.exit(failure.code);
+});
+
+const command = readEmitterCommand(process.argv.slice(2));
+if (command.operation === "help") {
+  console.log(EMITTER_USAGE);
+  process.exit(0);
+}
 const config = readRedisConfig();
-// Redis out of reach or not answering: one line, exit code 1. So is a PUBLISH refused later: the official emitter
-// does not return it, so it cannot be awaited below (an ACL without PUBLISH, a master that died).
-const redisClient = await connectWithoutRetries(config, refused);
+const redisClient = await connectEmitterRedis(config); // Redis out of reach, or not answering within REDIS_TIMEOUT: one line, exit 1
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =
-  config.adapter === "classic" ? new Emitter(redisClient).of(command.nsp) : clusterEmitter(redisClient, config.adapter).of(command.nsp);
+  config.adapter === "classic" ? new Emitter(redisClient).of(command.nsp) : shardedStreamsEmitter(redisClient, config.adapter).of(command.nsp);
 
 try {
   const targets = io.to(command.rooms).except(command.except);
@@ -39,14 +49,10 @@ try {
   else if (command.operation === "join") await targets.socketsJoin(command.room);
   else if (command.operation === "leave") await targets.socketsLeave(command.room);
   else await targets.disconnectSockets();
-  // The official emitter does not wait for its PUBLISH: wait here, then close.
-  await Promise.all(publishesInFlight(redisClient));
-  await redisClient.close();
+  // The official emitter does not return its PUBLISH: wait for it here, then close.
+  await Promise.all(commandsInFlight(redisClient));
 } catch (err) {
-  refused(err);
+  // An ACL without PUBLISH, a master that died meanwhile.
+  throw new Failure(`Redis refused the message: ${redisFailure(err)}`);
 }
-
-function refused(err: unknown): never {
-  console.error(`Redis refused the message: ${redisFailure(err)}`);
-  process.exit(EXIT_FAILURE);
-}
+await redisClient.close();

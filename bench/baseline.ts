@@ -12,7 +12,7 @@
  */
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
 import { publish } from "./protocol.ts";
 
 const PORT = Number(process.env.PORT);

@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import { clusterEmitter } from "../lib/cluster-emitter.ts";
+import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../tools/harness.ts";
 import { processTree, rssOf, serverProcesses } from "./proc.ts";
@@ -256,7 +256,7 @@ async function publisherFor(config: Config, url: string): Promise<Publisher> {
   const client = createClient({ url: redis!.url });
   await client.connect();
   // The same emitters as emitter.ts: the official one for classic, ours for sharded and streams.
-  const emitter = ADAPTER === "classic" ? new Emitter(client).of("/") : clusterEmitter(client, ADAPTER).of("/");
+  const emitter = ADAPTER === "classic" ? new Emitter(client).of("/") : shardedStreamsEmitter(client, ADAPTER).of("/");
   const send = (text: string) => void emitter.to([]).emit("chat message", text);
   return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
 }

@@ -8,7 +8,7 @@
  * publish-to-receive latency can be measured across processes on the same machine.
  */
 import { io, type Socket } from "socket.io-client";
-import type { ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ServerToClientEvents } from "../lib/chat.ts";
 import { type FromClients, now, type PhaseReport, parseMessage, type ToClients } from "./protocol.ts";
 
 /** Connections opened at the same time: a burst of thousands would measure the kernel's backlog. */

@@ -2,7 +2,7 @@
  * bench/connect-storm.ts: does every client connect? Starts a private Redis and the real 2-worker
  * cluster (index.ts), then in each trial opens many Socket.IO clients at once, spread over a few
  * client processes, and counts the ones that finish the Engine.IO handshake but never get the
- * Socket.IO connect acknowledgement (the symptom lib/sticky-fixes.ts fixes). Not part of `npm test`:
+ * Socket.IO connect acknowledgement (the symptom lib/primary/handoffs.ts fixes). Not part of `npm test`:
  * it prints figures and asserts nothing; the exit code is 0 only when every client connected.
  *
  *   npx -y -p node@24 npx tsx bench/connect-storm.ts                    20 trials x 1,000, Node server

@@ -5,7 +5,7 @@
  * Each socket expects "load 0", "load 1", ... in that order; anything else is counted.
  */
 import { io, type Socket } from "socket.io-client";
-import type { ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ServerToClientEvents } from "../lib/chat.ts";
 
 type Command = { type: "connect"; url: string; count: number } | { type: "progress" } | { type: "leave" };
 

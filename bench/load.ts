@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import type { ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ServerToClientEvents } from "../lib/chat.ts";
 import { run, sleep } from "../tools/harness.ts";
 
 const CLIENTS = Number(process.env.CLIENTS ?? 1000);

@@ -17,8 +17,9 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { clusterEmitter } from "../lib/cluster-emitter.ts";
-import { ADAPTERS, type AdapterName, EXIT_USAGE } from "../lib/config.ts";
+import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
+import { ADAPTERS, type AdapterName } from "../lib/config.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
 import { run, sleep, until } from "../tools/harness.ts";
 import { freePort, startRedisServer } from "../tools/redis.ts";
 import { startTcpProxy } from "../tools/tcp-proxy.ts";
@@ -62,7 +63,7 @@ try {
     clients.push(c);
   }
   await publisher.connect();
-  const emitter = ADAPTER === "classic" ? new Emitter(publisher).of("/") : clusterEmitter(publisher, ADAPTER).of("/").to([]);
+  const emitter = ADAPTER === "classic" ? new Emitter(publisher).of("/") : shardedStreamsEmitter(publisher, ADAPTER).of("/").to([]);
   let n = 0;
   ticker = setInterval(() => emitter.emit("chat message", `n ${n++}`), 1000 / RATE);
   await sleep(2000);

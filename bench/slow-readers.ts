@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect } from "socket.io-client";
-import { EXIT_USAGE } from "../lib/config.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
 import { run, sleep, until } from "../tools/harness.ts";
 import { freePort, startPrivateRedis } from "../tools/redis.ts";
 import { rssOf, serverProcesses } from "./proc.ts";

@@ -1,13 +1,12 @@
 /**
- * lib/config.ts: the environment variables index.ts and emitter.ts read, checked before anything
- * starts, and the kit's exit-code rule. A wrong value is one line and exit code 2, never a worker
- * that restarts forever or a stack trace. docs/reference/configuration.md lists every variable.
+ * lib/config.ts: the environment variables (and client.ts's argument) the three scripts read,
+ * checked before anything starts. A wrong value is a UsageError: one line and exit code 2 from
+ * the script (lib/failures.ts), never a worker that restarts forever or a stack trace.
+ * docs/reference/configuration.md lists every variable.
  */
 import { availableParallelism } from "node:os";
-
-/** The kit's exit-code rule, for all three scripts. */
-export const EXIT_FAILURE = 1; // something at run time failed: Redis, the server, a refused message
-export const EXIT_USAGE = 2; // the command line or the environment is wrong: nothing was tried
+import { isChatText, MAX_TEXT_LENGTH } from "./chat.ts";
+import { UsageError } from "./failures.ts";
 
 /** The Redis adapters the kit can run on (ADAPTER=...), the first is the default. See docs/reference/adapters.md. */
 export const ADAPTERS = ["classic", "sharded", "streams"] as const;
@@ -24,7 +23,7 @@ export function isAdapterName(value: string): value is AdapterName {
  */
 export type RedisTopology =
   | { kind: "single"; url: string }
-  | { kind: "cluster"; urls: string[] }
+  | { kind: "redis-cluster"; urls: string[] }
   | { kind: "sentinel"; urls: string[]; master: string };
 
 /** What the server and the emitter must agree on. */
@@ -33,7 +32,7 @@ export interface RedisConfig {
   /** The topology in log lines, passwords masked. */
   redisName: string;
   adapter: AdapterName;
-  /** Milliseconds a script waits for Redis to answer, and a running worker for a PING reply (lib/redis-deadline.ts). */
+  /** Milliseconds a script waits for Redis to answer, and a running worker for a PING reply (lib/redis/deadline.ts, lib/redis/health.ts). */
   redisTimeout: number;
 }
 
@@ -42,11 +41,11 @@ export interface ServerConfig extends RedisConfig {
   workers: number;
   /** Chat messages per second one client may send. */
   chatRateLimit: number;
-  /** Origins besides the server's own whose pages may connect (lib/allowed-origins.ts). */
+  /** Origins besides the server's own whose pages may connect (lib/worker/origins.ts). */
   allowedOrigins: string[];
-  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/slow-readers.ts). */
+  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/worker/slow-readers.ts). */
   maxClientBacklog: number;
-  /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary-sockets.ts). */
+  /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary/sockets.ts). */
   requestTimeout: number;
 }
 
@@ -60,11 +59,11 @@ export function readRedisConfig(env = process.env): RedisConfig {
 }
 
 function readRedisTopology(env: NodeJS.ProcessEnv): RedisTopology {
-  const { REDIS_URL: single, REDIS_CLUSTER_URLS: cluster, REDIS_SENTINEL_URLS: sentinel, REDIS_SENTINEL_MASTER: master } = env;
-  const chosen = [single && "REDIS_URL", cluster && "REDIS_CLUSTER_URLS", sentinel && "REDIS_SENTINEL_URLS"].filter(Boolean);
+  const { REDIS_URL: single, REDIS_CLUSTER_URLS: redisCluster, REDIS_SENTINEL_URLS: sentinel, REDIS_SENTINEL_MASTER: master } = env;
+  const chosen = [single && "REDIS_URL", redisCluster && "REDIS_CLUSTER_URLS", sentinel && "REDIS_SENTINEL_URLS"].filter(Boolean);
   if (chosen.length > 1) configError(`${chosen.join(" and ")} are both set: choose one Redis topology`);
   if (master && !sentinel) configError("REDIS_SENTINEL_MASTER goes with REDIS_SENTINEL_URLS, which is not set");
-  if (cluster) return { kind: "cluster", urls: redisUrls("REDIS_CLUSTER_URLS", cluster) };
+  if (redisCluster) return { kind: "redis-cluster", urls: redisUrls("REDIS_CLUSTER_URLS", redisCluster) };
   if (sentinel) {
     const urls = redisUrls("REDIS_SENTINEL_URLS", sentinel);
     if (!master || !/^[\w.-]{1,100}$/.test(master)) {
@@ -93,11 +92,10 @@ function isRedisUrl(url: string): boolean {
 function describeTopology(topology: RedisTopology): string {
   if (topology.kind === "single") return redactUrl(topology.url);
   const urls = topology.urls.map(redactUrl).join(", ");
-  return topology.kind === "cluster" ? `Redis Cluster (seeds ${urls})` : `Sentinel master "${topology.master}" (sentinels ${urls})`;
+  return topology.kind === "redis-cluster" ? `Redis Cluster (seeds ${urls})` : `Sentinel master "${topology.master}" (sentinels ${urls})`;
 }
 
-export function readServerConfig(): ServerConfig {
-  const env = process.env;
+export function readServerConfig(env = process.env): ServerConfig {
   const port = Number(env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) configError(`PORT must be a port number, got "${env.PORT}"`);
   const workers = Number(env.WORKERS ?? availableParallelism());
@@ -111,7 +109,7 @@ export function readServerConfig(): ServerConfig {
   const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
-  return { ...readRedisConfig(), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins };
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins };
 }
 
 /**
@@ -129,10 +127,33 @@ function parseOrigins(text: string): string[] {
   return origins;
 }
 
-/** One line on stderr and exit code 2. */
 function configError(problem: string): never {
-  console.error(problem);
-  process.exit(EXIT_USAGE);
+  throw new UsageError(problem);
+}
+
+/** What client.ts reads: its argument and its environment. */
+export interface ClientConfig {
+  user: string;
+  serverUrl: string;
+  transports: ("polling" | "websocket")[];
+  withCredentials: boolean;
+}
+
+export function readClientConfig(argv: string[], env = process.env): ClientConfig {
+  const user = argv[0];
+  if (!user) configError("usage: client.ts <user name>");
+  if (!isChatText(user)) configError(`the user name must be 1 to ${MAX_TEXT_LENGTH} characters`);
+  const serverUrl = env.SERVER_URL ?? "http://localhost:3000";
+  if (!URL.canParse(serverUrl) || !/^(http|https|ws|wss):$/.test(new URL(serverUrl).protocol)) {
+    configError(`SERVER_URL must be an http(s) or ws(s) URL, got "${serverUrl}"`);
+  }
+  const transports = (env.TRANSPORTS ?? "polling,websocket").split(",").map((name) => name.trim());
+  if (transports.some((name) => name !== "polling" && name !== "websocket")) {
+    configError(`TRANSPORTS must be polling, websocket or both (comma-separated), got "${env.TRANSPORTS}"`);
+  }
+  const withCredentials = env.WITH_CREDENTIALS ?? "0";
+  if (withCredentials !== "0" && withCredentials !== "1") configError(`WITH_CREDENTIALS must be 0 or 1, got "${withCredentials}"`);
+  return { user, serverUrl, transports: transports as ClientConfig["transports"], withCredentials: withCredentials === "1" };
 }
 
 /** A Redis URL fit for a log line: the password, if any, is masked. */

@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { clusterEmitter, type NamespaceEmitter } from "../lib/cluster-emitter.ts";
+import { shardedStreamsEmitter, type NamespaceEmitter } from "../lib/emitter/sharded-streams.ts";
 import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { escape, run, runToEnd, type Script, stopAll, until } from "../tools/harness.ts";
@@ -236,7 +236,7 @@ for (const adapter of ADAPTERS) {
 
       const sentinel = `sentinel ${++sentinels}`;
       const sender = (nsp: string): NamespaceEmitter =>
-        adapter === "classic" ? new Emitter(redisClient).of(nsp) : clusterEmitter(redisClient, adapter as Exclude<AdapterName, "classic">).of(nsp);
+        adapter === "classic" ? new Emitter(redisClient).of(nsp) : shardedStreamsEmitter(redisClient, adapter as Exclude<AdapterName, "classic">).of(nsp);
       if (expected) await until(() => chosen.some((name) => since(name).includes(expected)));
       await sender("/").to([]).emit("chat message", sentinel);
       await sender("/lounge").to([]).emit("chat message", sentinel);

@@ -13,7 +13,7 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
 import { run, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -441,7 +441,7 @@ describe("bad input from clients", () => {
       assert.deepEqual(flood.slice(0, 10), Array.from({ length: 10 }, (_, i) => `flood ${i} from F`));
       assert.deepEqual(flooder.received.filter((text) => text.startsWith("server:")), ["server: too many messages, yours are dropped until you send at most 5 per second"]);
       assert.equal(flooder.disconnects, 0, "the flooder keeps its connection");
-      const dropping = () => server.stdout.filter((line) => line.includes(`dropping messages from ${flooder.socket.id}`)).length;
+      const dropping = () => server.stdout.filter((line) => line.includes(`dropping chat messages over CHAT_RATE_LIMIT: from ${flooder.socket.id}, over 5 per second`)).length;
       await until(() => dropping() >= 1, 20_000, "the worker's log line");
       assert.equal(dropping(), 1);
     } finally {

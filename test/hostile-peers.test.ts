@@ -12,7 +12,7 @@ import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
 import { run, type Runtime, type Script, sleep, stopAll, until } from "../tools/harness.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;

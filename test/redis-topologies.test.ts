@@ -15,7 +15,7 @@ import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createSentinel } from "redis";
 import { Server } from "socket.io";
 import { ADAPTERS, readRedisConfig } from "../lib/config.ts";
-import { createRedisClient } from "../lib/redis-connections.ts";
+import { createRedisClient } from "../lib/redis/client.ts";
 import { run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
 import { cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
 
@@ -40,7 +40,7 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
   test("Sentinel: the adapters' sendCommand(args) reaches the master through the shim, and fails without it", async () => {
     const { REDIS_SENTINEL_URLS, REDIS_SENTINEL_MASTER } = topology.redis.sentinel!;
     const { redis } = readRedisConfig({ REDIS_SENTINEL_URLS, REDIS_SENTINEL_MASTER });
-    const options = { connectTimeout: 5000, reconnectStrategy: false as const, publishRefused: () => {} };
+    const options = { connectTimeout: 5000, reconnectStrategy: false as const, commandFailed: () => {} };
     const pub = createRedisClient(redis, options);
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
@@ -118,7 +118,7 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
           assert.ok(!host.stdout.some((line) => /died/.test(line)), `a worker died:\n${host.stdout.join("\n")}`);
           const lost = host.stderr.filter((line) => /lost Redis/.test(line));
           assert.ok(lost.length <= 1, `more than one line for one outage:\n${host.stderr.join("\n")}`);
-          const other = host.stderr.filter((line) => line && !/lost Redis|Redis refused a message/.test(line));
+          const other = host.stderr.filter((line) => line && !/lost Redis|Redis refused a command/.test(line));
           assert.deepEqual(other, []);
         }
         for (const client of [a, b]) assert.equal(client.child.exitCode, null);

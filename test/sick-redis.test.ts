@@ -13,8 +13,8 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat-events.ts";
-import { clusterEmitter } from "../lib/cluster-emitter.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
+import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { run, type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
 import { freePort, type RunningRedis, startRedisServer } from "../tools/redis.ts";
 import { startTcpProxy, type TcpProxy } from "../tools/tcp-proxy.ts";
@@ -106,7 +106,7 @@ for (const adapter of ["classic", "streams"] as const) describe(`a running clust
     // The test publishes straight to Redis, around the proxy: only the workers' path is broken.
     publisher = createClient({ url: redis.url });
     await publisher.connect();
-    const emitter = adapter === "classic" ? new Emitter(publisher).of("/") : clusterEmitter(publisher, adapter).of("/").to([]);
+    const emitter = adapter === "classic" ? new Emitter(publisher).of("/") : shardedStreamsEmitter(publisher, adapter).of("/").to([]);
     emit = (text) => emitter.emit("chat message", text);
     ticker = setInterval(() => emit(`tick ${tick++}`), 50);
     await until(() => clients.every((c) => c.received.length > 5), 10_000, "ticks flow");

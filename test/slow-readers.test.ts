@@ -12,7 +12,7 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat-events.ts";
+import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
 import { run, type Script, sleep, stopAll, until } from "../tools/harness.ts";
 
 const MAX_CLIENT_BACKLOG = 2 * 2 ** 20;

@@ -1,5 +1,5 @@
 /**
- * lib/sticky-fixes.ts on each runtime: the primary no longer reads a socket it hands to a worker
+ * lib/primary/handoffs.ts on each runtime: the primary no longer reads a socket it hands to a worker
  * (test/fixtures/handoff-race.ts), every socket reaches its worker after socket-less messages
  * (test/fixtures/handoff-barrier.ts), and the Deno IPC bug behind the barrier is still there
  * (test/fixtures/deno-ipc-repro.ts; when those tests fail, Deno has fixed it: drop the barrier for that
@@ -55,7 +55,7 @@ for (const runtime of RUNTIMES) {
       }
     });
 
-    test("a request that names its session before the primary knows the worker waits for it (lib/session-owners.ts)", async () => {
+    test("a request that names its session before the primary knows the worker waits for it (lib/primary/session-owners.ts)", async () => {
       const connected = async (mode: string) => {
         const race = await runToEnd("test/fixtures/session-race.ts", [mode], {}, runtime);
         assert.equal(race.code, 0, race.stderr.join("\n"));

@@ -117,8 +117,8 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
           printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
           printedFrom.set(script, script.stdout.length);
         }
-        // The workers' health checks (a PING on each connection once a while, lib/redis-watchdog.ts;
-        // INFO at start, lib/subscriber-cuts.ts) come at times of their own: left out of every trace.
+        // The workers' health checks (a PING on each connection once a while, lib/redis/health.ts;
+        // INFO at start, the same module) come at times of their own: left out of every trace.
         const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
         steps.push({ title, shell, printed, commands });
       },

@@ -12,7 +12,8 @@
  */
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { ADAPTERS, EXIT_FAILURE, EXIT_USAGE, isAdapterName } from "../lib/config.ts";
+import { ADAPTERS, isAdapterName } from "../lib/config.ts";
+import { EXIT_FAILURE, EXIT_USAGE } from "../lib/failures.ts";
 import { cannotCreateNamespaces, SENTINEL_MASTER, up } from "./topology.ts";
 
 const USAGE = `usage: npm run hosts -- [--redis cluster|sentinel] [--adapter ${ADAPTERS.join("|")}] [--hosts N] [--workers N]`;

@@ -12,7 +12,8 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ADAPTERS, EXIT_USAGE, isAdapterName } from "../lib/config.ts";
+import { ADAPTERS, isAdapterName } from "../lib/config.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
 import { captureAdapterTour, captureTrace, renderTour, renderTrace } from "./capture.ts";
 
 const args = process.argv.slice(2);

@@ -1,5 +1,5 @@
 /**
- * lib/primary-sockets.ts: the sticky primary survives anything a TCP peer does.
+ * lib/primary/sockets.ts: the sticky primary survives anything a TCP peer does.
  *
  * @socket.io/sticky 2.0.1 reads the first bytes of every connection in the primary, and keeps a
  * connection whose request has a body (a long-polling POST) there for its whole life, relaying
@@ -9,14 +9,13 @@
  * and sends nothing, or sends a head and drips its body, holds a socket in the primary forever.
  *
  * guardPrimarySockets() gives every accepted socket an error listener and two deadlines; the
- * errors are counted (countedLog), not logged one by one. boundWorkerRequests() gives the
- * workers' HTTP servers the same deadline for the head (a byte-a-second drip) and the request.
+ * errors are counted (countedLog), not logged one by one. The workers bound a dripped request head
+ * the same way (lib/worker/http.ts).
  * No issue in socketio/socket.io-sticky names the gap; another sticky library had the same one
  * (wzrdtales/socket-io-sticky-session#9: ECONNRESET on a socket the primary held).
  */
-import type { Server as HttpServer, IncomingMessage } from "node:http";
 import type { Server as NetServer, Socket } from "node:net";
-import { countedLog } from "./counted-log.ts";
+import { countedLog } from "../log.ts";
 
 /**
  * In the primary, after setupMaster(server) (sticky's own "connection" listener clears "data"
@@ -44,21 +43,4 @@ export function guardPrimarySockets(server: NetServer, timeoutMs: number): void 
     });
     socket.once("close", () => clearTimeout(deadline));
   });
-}
-
-/**
- * In each worker: a connection the primary handed over must complete its request head within
- * `timeoutMs` (a head dripped a byte at a time goes to a worker with its first byte). Node's own
- * headersTimeout is checked only every 30 s and Bun and Deno may not have it: a timer per
- * connection, cleared by the request or the upgrade, works the same on each runtime.
- */
-export function boundWorkerRequests(httpServer: HttpServer, timeoutMs: number): void {
-  const deadlines = new WeakMap<object, ReturnType<typeof setTimeout>>();
-  const done = (req: IncomingMessage) => clearTimeout(deadlines.get(req.socket));
-  httpServer.on("connection", (socket: Socket) => {
-    deadlines.set(socket, setTimeout(() => socket.destroy(), timeoutMs));
-    socket.once("close", () => clearTimeout(deadlines.get(socket)));
-  });
-  httpServer.prependListener("request", done);
-  httpServer.prependListener("upgrade", done);
 }

@@ -1,5 +1,5 @@
 /**
- * lib/session-owners.ts: a request that names a Socket.IO session the sticky primary has not heard
+ * lib/primary/session-owners.ts: a request that names a Socket.IO session the sticky primary has not heard
  * of yet waits, briefly, to hear which worker holds it.
  *
  * @socket.io/sticky 2.0.1 routes a request with a session id (`sid=` in its first line) to the
@@ -8,7 +8,7 @@
  * connections, and under load the primary may read such a connection before the worker's IPC
  * message (both are ready in the same poll, in no set order). Sticky then picks a worker by
  * load, and another worker answers 400 "Session ID unknown": the client gives up with
- * "xhr post error" (seen in about one full test run in four on this 2-core machine). No upstream
+ * "xhr post error" (docs/reference/sticky-sessions.md says how often). No upstream
  * issue names it; the mapping is sticky's own (sessionIdToWorker in its index.js).
  *
  * The primary here learns the same mapping from the same messages; a first chunk with a session

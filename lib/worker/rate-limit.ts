@@ -1,5 +1,5 @@
 /**
- * lib/rate-limit.ts: a token bucket. Whatever one client sends is passed on to many others (a chat
+ * lib/worker/rate-limit.ts: a token bucket. Whatever one client sends is passed on to many others (a chat
  * line to everyone, a room join to Redis), so each client gets a budget. Twelve lines of our own
  * rather than a dependency: nothing here needs more than one counter per connection.
  */

@@ -1,11 +1,11 @@
 /**
- * lib/slow-readers.ts: a client that stops reading is let go before it costs its worker a gigabyte.
+ * lib/worker/slow-readers.ts: a client that stops reading is let go before it costs its worker a gigabyte.
  *
  * engine.io queues every packet for a connection whose transport is not writable in
  * `socket.writeBuffer`, with no cap (socketio/engine.io#420; socket.io#4435 asks for
  * back-pressure). A client that stops reading (a frozen tab, a stuck process, a peer that means
- * harm) makes that queue grow until the ping timeout lets the connection go, ~45 s later: one
- * stuck client under 10 KB x 1,000 messages/s took its worker from 130 MB to 1,027 MB.
+ * harm) makes that queue grow until the ping timeout lets the connection go, ~45 s later, and a
+ * worker's memory with it (docs/reference/faults.md#clients-that-stop-reading has the figures).
  *
  * cutSlowReaders() looks at every connection of the worker four times a second. A connection
  * whose pending output (the bytes in engine.io's write buffer, plus what the WebSocket's TCP
@@ -20,6 +20,7 @@
  * MAX_CLIENT_BACKLOG=0 turns the check off.
  */
 import type { Server } from "socket.io";
+import { log } from "../log.ts";
 
 /** How often the backlogs are looked at, and how long one may stay over the limit. */
 const CHECK_EVERY_MS = 250;
@@ -33,7 +34,7 @@ interface EngineConnection {
   close(discard?: boolean): void;
 }
 
-export function cutSlowReaders(io: Server, maxBacklog: number, workerId: number): void {
+export function cutSlowReaders(io: Server, maxBacklog: number): void {
   if (maxBacklog === 0) return;
   const overSince = new WeakMap<EngineConnection, number>();
   const timer = setInterval(() => {
@@ -55,8 +56,8 @@ export function cutSlowReaders(io: Server, maxBacklog: number, workerId: number)
 
   function cut(conn: EngineConnection, backlog: number, ms: number) {
     const mib = (backlog / 2 ** 20).toFixed(1);
-    console.log(
-      `worker: ${workerId}, closed the connection of a client that does not read (${conn.id}, ${conn.transport.name}): ` +
+    log(
+      `closed the connection of a client that does not read (${conn.id}, ${conn.transport.name}): ` +
         `over ${mib} MiB waiting for it for ${(ms / 1000).toFixed(1)} s, MAX_CLIENT_BACKLOG is ${maxBacklog} bytes`,
     );
     const transport = conn.transport;

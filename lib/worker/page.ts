@@ -1,5 +1,5 @@
 /**
- * lib/chat-page.ts: the chat page for browsers, served by every worker.
+ * lib/worker/page.ts: the chat page for browsers, served by every worker.
  *
  * The post's server answers every plain HTTP request with "worker: N", and curl still gets that. A
  * browser asking for "/" (a request that accepts text/html) gets public/index.html instead, with
@@ -10,6 +10,7 @@
  * The page also asks which worker holds its socket (the "worker" event): only that worker can answer
  * over the socket, whichever worker served the page.
  */
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "socket.io";
@@ -21,7 +22,7 @@ import type { Socket } from "socket.io";
  */
 export const CONTENT_SECURITY_POLICY = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
 
-const PUBLIC = new URL("../public/", import.meta.url);
+const PUBLIC = new URL("../../public/", import.meta.url);
 const WORKER_MARK = "__WORKER__";
 
 interface File {
@@ -33,9 +34,9 @@ interface File {
  * A request handler for the page's files: it answers and returns true, or returns false for a
  * request that is not for the page (which then gets the post's "worker: N").
  */
-export function chatPage(workerId: number): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function chatPage(): (req: IncomingMessage, res: ServerResponse) => boolean {
   const read = (name: string) => readFileSync(new URL(name, PUBLIC), "utf8");
-  const html: File = { type: "text/html; charset=utf-8", body: Buffer.from(read("index.html").replace(WORKER_MARK, String(workerId))) };
+  const html: File = { type: "text/html; charset=utf-8", body: Buffer.from(read("index.html").replace(WORKER_MARK, String(cluster.worker!.id))) };
   const files = new Map<string, File>([
     ["/chat.js", { type: "text/javascript; charset=utf-8", body: Buffer.from(read("chat.js")) }],
     ["/chat.css", { type: "text/css; charset=utf-8", body: Buffer.from(read("chat.css")) }],
@@ -65,8 +66,8 @@ function acceptsHtml(req: IncomingMessage): boolean {
 }
 
 /** Answers the page's "worker" question on a socket: the id of the worker that holds it. */
-export function answerWorkerQuestion(socket: Socket, workerId: number): void {
+export function answerWorkerQuestion(socket: Socket): void {
   socket.on("worker", (answer: unknown) => {
-    if (typeof answer === "function") answer(workerId);
+    if (typeof answer === "function") answer(cluster.worker!.id);
   });
 }

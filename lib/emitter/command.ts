@@ -1,14 +1,14 @@
 /**
- * lib/emitter-command.ts: emitter.ts's command line, checked whole before Redis is touched, so
- * that a wrong command sends nothing. The post's two forms stay as they were (`emitter.ts` and
+ * lib/emitter/command.ts: emitter.ts's command line, checked whole before Redis is touched, so
+ * that a wrong command sends nothing (a UsageError: one line, exit code 2). The post's two forms stay as they were (`emitter.ts` and
  * `emitter.ts <socket id>`); the options reach rooms, namespaces, other events and the servers.
  */
 import { parseArgs } from "node:util";
-import { ADAPTERS, EXIT_USAGE } from "./config.ts";
-import { looksLikeSocketId, roomNameProblem } from "./rooms.ts";
-import { isChatText, MAX_TEXT_LENGTH } from "./text.ts";
+import { isChatText, looksLikeSocketId, MAX_TEXT_LENGTH, roomNameProblem } from "../chat.ts";
+import { ADAPTERS } from "../config.ts";
+import { UsageError } from "../failures.ts";
 
-const USAGE = `usage: emitter.ts [socket id] [options]
+export const EMITTER_USAGE = `usage: emitter.ts [socket id] [options]
   --room R        only the sockets in room R (a socket id is a room of one socket); repeatable
   --except R      none of the sockets in room R; repeatable
   --nsp /NAME     the namespace (default "/"; the kit's chat also runs on "/lounge")
@@ -23,7 +23,8 @@ A socket id may start with "-": the bare form takes it as it is; write --room=ID
 Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;
 
 export interface EmitterCommand {
-  operation: "emit" | "server-side" | "join" | "leave" | "disconnect";
+  /** "help": print EMITTER_USAGE, nothing else. */
+  operation: "help" | "emit" | "server-side" | "join" | "leave" | "disconnect";
   /** The targeted sockets: in any of `rooms` (everyone when empty) and in none of `except`. */
   rooms: string[];
   except: string[];
@@ -37,7 +38,7 @@ export interface EmitterCommand {
 // Events the Socket.IO client keeps for itself: a socket cannot receive them as messages.
 const RESERVED_EVENTS = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
-/** Parses emitter.ts's arguments; --help prints the usage and exits 0, anything wrong exits 2. */
+/** Parses emitter.ts's arguments; throws a UsageError for anything wrong. */
 export function readEmitterCommand(argv: string[]): EmitterCommand {
   // Socket ids are URL-safe base64 and 1 in 64 starts with "-": in the post's bare form such an
   // id would be read as options, so it is moved behind "--".
@@ -66,10 +67,7 @@ export function readEmitterCommand(argv: string[]): EmitterCommand {
     usageError((err as Error).message.split(". ")[0]!);
   }
   const { values: options, positionals } = args;
-  if (options.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  if (options.help) return { operation: "help", rooms: [], except: [], nsp: "/", event: "", message: "", room: "" };
 
   const [socketId, ...extra] = positionals;
   const rooms = socketId === undefined ? options.room : [socketId, ...options.room];
@@ -103,6 +101,5 @@ export function readEmitterCommand(argv: string[]): EmitterCommand {
 }
 
 function usageError(problem: string): never {
-  console.error(`emitter.ts: ${problem} (see --help)`);
-  process.exit(EXIT_USAGE);
+  throw new UsageError(`emitter.ts: ${problem} (see --help)`);
 }

@@ -1,5 +1,5 @@
 /**
- * lib/allowed-origins.ts: which web pages may connect to the chat.
+ * lib/worker/origins.ts: which web pages may connect to the chat.
  *
  * A browser lets any page open a WebSocket to any server, and sends a cross-origin long-polling
  * handshake (a plain GET) without asking either; only the Origin header says which page is asking.
@@ -18,7 +18,8 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { ServerOptions } from "socket.io";
-import { printable } from "./text.ts";
+import { printable } from "../chat.ts";
+import { countedLog, log } from "../log.ts";
 
 /** Why this handshake's Origin is refused, or null when it may connect. */
 export function originProblem(req: IncomingMessage, allowedOrigins: readonly string[]): string | null {
@@ -48,22 +49,13 @@ export function ownOrigin(req: IncomingMessage): string | null {
  * A refusal is answered with HTTP 403 (polling) or 400 (WebSocket) by engine.io, and logged in one
  * line at most every 10 s per worker, with the count of refusals since.
  */
-export function allowedOrigins(origins: readonly string[], workerId: number): Pick<Partial<ServerOptions>, "allowRequest" | "cors"> {
-  let lastLog = -Infinity;
-  let unlogged = 0;
+export function allowedOrigins(origins: readonly string[]): Pick<Partial<ServerOptions>, "allowRequest" | "cors"> {
+  const refused = countedLog("refused a connection", 10_000, log);
   return {
     allowRequest(req, callback) {
       const problem = originProblem(req, origins);
       if (problem === null) return callback(null, true);
-      const now = performance.now();
-      if (now - lastLog >= 10_000) {
-        const since = unlogged > 0 ? ` (and ${unlogged} more since the last line)` : "";
-        console.log(`worker: ${workerId}, refused a connection: ${printable(problem).slice(0, 300)}${since}`);
-        lastLog = now;
-        unlogged = 0;
-      } else {
-        unlogged++;
-      }
+      refused(printable(problem).slice(0, 300));
       callback("origin not allowed", false);
     },
     cors: origins.length > 0 ? { origin: [...origins] } : undefined,

@@ -1,11 +1,11 @@
 /**
- * lib/cluster-emitter.ts: an emitter for the sharded and the streams Redis adapters, which the official
+ * lib/emitter/sharded-streams.ts: an emitter for the sharded and the streams Redis adapters, which the official
  * @socket.io/redis-emitter does not serve: its messages go to the classic adapter's channels in the
  * classic format, so under these adapters nothing arrives and nothing fails (upstream
  * https://github.com/socket.io/socket.io-redis-emitter/issues/127, open; the streams emitter that
  * would fill the gap, @socket.io/redis-streams-emitter, is not on the npm registry).
  *
- * Both adapters extend socket.io-adapter's ClusterAdapter, so they accept the same messages,
+ * Both adapters extend socket.io-adapter's ClusterAdapter class, so they accept the same messages,
  * { uid, nsp, type, data }, from a sender whose uid is not a server's; "emitter" is the uid the
  * official emitter uses. They differ in transport, as their sources show
  * (node_modules/@socket.io/redis-adapter/dist/sharded-adapter.js,
@@ -23,7 +23,7 @@
 import { encode } from "@msgpack/msgpack";
 
 /** The commands used, which a node-redis client has. */
-interface RedisClient {
+interface Publisher {
   sPublish(channel: string, message: string): Promise<unknown>;
   publish(channel: string, message: Buffer): Promise<unknown>;
   xAdd(key: string, id: string, fields: Record<string, string>, options: { TRIM: StreamTrim }): Promise<unknown>;
@@ -60,10 +60,10 @@ const STREAM = "socket.io";
 const STREAM_MAX_LENGTH = 10_000;
 
 type Options = { rooms: string[]; except: string[]; flags: Record<string, never> };
-type ClusterMessage = { uid: string; nsp: string; type: number; data: unknown };
+type AdapterMessage = { uid: string; nsp: string; type: number; data: unknown };
 
-export function clusterEmitter(redis: RedisClient, adapter: "sharded" | "streams") {
-  const send = adapter === "sharded" ? (m: ClusterMessage) => sendSharded(redis, m) : (m: ClusterMessage) => sendStreams(redis, m);
+export function shardedStreamsEmitter(redis: Publisher, adapter: "sharded" | "streams") {
+  const send = adapter === "sharded" ? (m: AdapterMessage) => sendSharded(redis, m) : (m: AdapterMessage) => sendStreams(redis, m);
 
   return {
     of(nsp: string): NamespaceEmitter {
@@ -86,7 +86,7 @@ export function clusterEmitter(redis: RedisClient, adapter: "sharded" | "streams
   };
 }
 
-function sendSharded(redis: RedisClient, message: ClusterMessage) {
+function sendSharded(redis: Publisher, message: AdapterMessage) {
   const channel = `${PREFIX}#${message.nsp}#`;
   // The adapter's "dynamic" mode: a worker listens on a room's own channel while it has sockets in it.
   const rooms = message.type === BROADCAST ? (message.data as { opts: Options }).opts.rooms : [];
@@ -94,7 +94,7 @@ function sendSharded(redis: RedisClient, message: ClusterMessage) {
   return redis.sPublish(roomChannel ?? channel, JSON.stringify(message));
 }
 
-function sendStreams(redis: RedisClient, message: ClusterMessage) {
+function sendStreams(redis: Publisher, message: AdapterMessage) {
   if (message.type === SERVER_SIDE_EMIT) {
     return redis.publish(`${PREFIX}#${message.nsp}#`, Buffer.from(encode(message)));
   }

@@ -1,19 +1,20 @@
 /**
- * lib/server-side-relay.ts: what a worker does with a server-side "chat message"
+ * lib/worker/relay.ts: what a worker does with a server-side "chat message"
  * (emitter.ts --server-side). Unlike an emit to the clients, which no server handler sees, a
  * server-side emit reaches this handler on every worker; each worker relays it to its own clients.
  */
 import type { Namespace } from "socket.io";
-import type { AdapterName } from "./config.ts";
-import { isChatText, printable } from "./text.ts";
+import { isChatText, printable } from "../chat.ts";
+import type { AdapterName } from "../config.ts";
+import { log } from "../log.ts";
 
-export function relayServerSideChat(nsp: Namespace, workerId: number, adapter: AdapterName): void {
+export function relayServerSideChat(nsp: Namespace, adapter: AdapterName): void {
   nsp.on("chat message", (text: unknown) => {
     if (!isChatText(text)) {
-      console.log(`worker: ${workerId}, ignored a malformed server-side chat message`);
+      log("ignored a malformed server-side chat message");
       return;
     }
-    console.log(`worker: ${workerId}, server-side chat message on ${nsp.name}: ${printable(text)}`);
+    log(`server-side chat message on ${nsp.name}: ${printable(text)}`);
     if (adapter !== "streams") {
       nsp.local.emit("chat message", text);
       return;

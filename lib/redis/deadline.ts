@@ -1,5 +1,5 @@
 /**
- * lib/redis-deadline.ts: a script that talks to Redis is bounded in time, even when Redis never answers.
+ * lib/redis/deadline.ts: whatever talks to Redis is bounded in time, even when Redis never answers.
  *
  * A Redis that accepts TCP but does not answer (frozen, overloaded, behind a proxy whose Redis is
  * gone) or another service on REDIS_URL's port makes node-redis wait forever, silently:
@@ -8,10 +8,10 @@
  * 6.3.1; redis/node-redis#2175 asks for a reply timeout). A plain deadline, started before the
  * first command and cleared once Redis has answered, gives one line and an exit code instead.
  */
-import { EXIT_FAILURE } from "./config.ts";
+import { Failure } from "../failures.ts";
 
 /** Any node-redis client: only connect(), ping() and its events are used. */
-interface RedisClient {
+interface Connectable {
   connect(): Promise<{ ping(): Promise<unknown> }>;
   on(event: "error", listener: (err: Error) => void): unknown;
   off(event: "error", listener: (err: Error) => void): unknown;
@@ -26,7 +26,7 @@ export function noAnswer(ms: number, lastError?: string): string {
  * Connects `clients` and checks with a PING that Redis answers on each, or rejects after `ms`
  * with noAnswer(). Errors node-redis reports meanwhile are kept for the message, not logged.
  */
-export async function connectWithin(clients: RedisClient[], ms: number): Promise<void> {
+export async function connectWithin(clients: Connectable[], ms: number): Promise<void> {
   let lastError: string | undefined;
   const keep = (err: Error) => void (lastError = err.message || err.name);
   for (const client of clients) client.on("error", keep);
@@ -43,16 +43,16 @@ export async function connectWithin(clients: RedisClient[], ms: number): Promise
 }
 
 /**
- * For a one-shot script, from before its first command to its end: after `ms`, prints
- * `line(noAnswer(...))` and exits 1. The timer does not keep the process alive: a script that is
- * done exits as it would without it.
+ * For a one-shot script, from before its first command to its end: after `ms`, throws a Failure
+ * saying `line(noAnswer(...))`, which the script's one way out turns into that line and exit
+ * code 1. The timer does not keep the process alive: a script that is done exits as it would
+ * without it.
  */
-export function exitIfRedisHangs(client: RedisClient, ms: number, line: (reason: string) => string): void {
+export function failIfRedisHangs(client: Connectable, ms: number, line: (reason: string) => string): void {
   let lastError: string | undefined;
   client.on("error", (err: Error) => void (lastError = err.message || err.name));
   const timer = setTimeout(() => {
-    console.error(line(noAnswer(ms, lastError)));
-    process.exit(EXIT_FAILURE);
+    throw new Failure(line(noAnswer(ms, lastError)));
   }, ms);
   timer.unref();
 }

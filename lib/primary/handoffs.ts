@@ -1,8 +1,7 @@
 /**
- * lib/sticky-fixes.ts: what @socket.io/sticky 2.0.1 gets wrong, made right from outside the
- * library. index.ts calls guardStickyHandoffs() in the primary, before forking, and
- * answerHandoffBarriers() in each worker; lib/primary-lifecycle.ts ranks workers (3.).
- * docs/reference/runtimes.md tells the whole story, with figures.
+ * lib/primary/handoffs.ts: the primary hands every socket to a worker whole, on every runtime.
+ * Two gaps of @socket.io/sticky 2.0.1, closed from outside the library
+ * (docs/reference/sticky-sessions.md tells the whole story, with figures):
  *
  * 1. Every runtime: the primary stops reading a socket before it is sent to a worker.
  *    Sticky reads the first chunk of a connection in the primary, then passes the socket to a
@@ -20,18 +19,13 @@
  *    returns an earlier socket-less message together with the socket's message (sticky forwards
  *    long-polling request bodies without a socket). The socket is lost and that worker gets
  *    nothing more (a socket message without its socket is never acknowledged; denoland/deno#35968).
- *    Waiting until the worker has echoed a barrier means it has read everything sent before the
- *    socket; one barrier serves every socket that queued while it waited.
+ *    Waiting until the worker has echoed a barrier (lib/worker/handoffs.ts) means it has read
+ *    everything sent before the socket; one barrier serves every socket that queued while it waited.
  *    test/fixtures/deno-ipc-repro.ts reproduces the bug without Socket.IO.
- *
- * 3. Every runtime: a worker that is not ready yet ranks last for least-connection balancing.
- *    Sticky sends a new connection to the worker with the lowest `clientsCount`, an undocumented
- *    field it keeps on the Worker object, and a forked worker starts at 0: a replacement would
- *    get every reconnecting client seconds before it listens, and those clients would hang until
- *    their timeout (docs/reference/faults.md, "A worker dies").
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Socket } from "node:net";
+import { BARRIER } from "../ipc.ts";
 
 /** Deno's IPC bug is the only reason for barriers; other runtimes skip the round trip. */
 const NEEDS_BARRIERS = "Deno" in globalThis;
@@ -42,7 +36,6 @@ const NEEDS_BARRIERS = "Deno" in globalThis;
  * took over 10 s). A worker that exits fails what waits (below).
  */
 const BARRIER_SLOW_MS = 10_000;
-const BARRIER = "sticky-handoff:barrier";
 
 type Callback = (error: Error | null) => void;
 interface QueuedSend {
@@ -51,32 +44,12 @@ interface QueuedSend {
   callback: Callback | undefined;
 }
 
-/** @socket.io/sticky keeps its least-connection count on the Worker object itself. */
-type StickyWorker = Worker & { clientsCount?: number };
-
-/** Right after fork: no connection goes to this worker while another is ready. */
-export function rankLastUntilReady(worker: Worker): void {
-  (worker as StickyWorker).clientsCount = Infinity;
-}
-
-/** Once the worker serves: it counts its connections from zero, as sticky expects. */
-export function rankByConnections(worker: Worker): void {
-  (worker as StickyWorker).clientsCount = 0;
-}
-
 /** In the primary, before any fork: guards the sends to every worker, replacements included. */
-export function guardStickyHandoffs(): void {
+export function guardHandoffs(): void {
   if (NEEDS_BARRIERS) {
-    console.log("Deno: each socket handed to a worker waits for a barrier (Deno IPC bug, see docs/reference/runtimes.md)");
+    console.log("Deno: each socket handed to a worker waits for a barrier (Deno IPC bug, see docs/reference/sticky-sessions.md)");
   }
   cluster.on("fork", guardWorker);
-}
-
-/** In each worker: echoes the primary's barriers, so that the primary knows all before is read. */
-export function answerHandoffBarriers(): void {
-  process.on("message", (message: { type?: unknown }) => {
-    if (message?.type === BARRIER) process.send!(message);
-  });
 }
 
 function guardWorker(worker: Worker): void {

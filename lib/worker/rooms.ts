@@ -1,36 +1,18 @@
 /**
- * lib/rooms.ts: clients entering and leaving rooms (client.ts /join and /leave), which
+ * lib/worker/rooms.ts: clients entering and leaving rooms (client.ts /join and /leave), which
  * emitter.ts --room can then reach. Three things are guarded: a client may not enter another
  * socket's private room (every socket sits in a room named after its id), may not hold rooms
  * without bound, and may not change rooms in a tight loop: with the sharded adapter a room's
  * first join and last leave each cost a Redis SSUBSCRIBE or SUNSUBSCRIBE.
  */
 import type { Socket } from "socket.io";
+import { roomNameProblem } from "../chat.ts";
 import { rateLimiter } from "./rate-limit.ts";
 
-/** Longest room name, and most rooms one socket may be in besides its own id room. */
-const MAX_ROOM_NAME_LENGTH = 50;
+/** Most rooms one socket may be in besides its own id room. */
 const MAX_ROOMS_PER_SOCKET = 20;
 /** Joins and leaves one client may make per second, after a burst of twice that. */
 const ROOM_CHANGES_PER_SECOND = 20;
-
-/**
- * Why a client may not use this room name, or null when it may. A name shaped like a socket id
- * is refused, so no client can enter another socket's room and read its private messages.
- */
-export function roomNameProblem(room: unknown): string | null {
-  if (typeof room !== "string" || !/^[\p{L}\p{N}\p{P}\p{S}]+$/u.test(room)) {
-    return "a room name is letters, digits and punctuation, without spaces";
-  }
-  if (room.length > MAX_ROOM_NAME_LENGTH) return `a room name has at most ${MAX_ROOM_NAME_LENGTH} characters`;
-  if (looksLikeSocketId(room)) return "a name shaped like a socket id (20 characters of A-Z a-z 0-9 _ -) is reserved";
-  return null;
-}
-
-/** Socket.IO names sockets with 15 random bytes in URL-safe base64: 20 characters. */
-export function looksLikeSocketId(room: string): boolean {
-  return /^[A-Za-z0-9_-]{20}$/.test(room);
-}
 
 /** Answers a socket's "join" and "leave" requests with an error text, or null when done. */
 export function answerRoomRequests(socket: Socket): void {

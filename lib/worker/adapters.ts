@@ -1,0 +1,36 @@
+/**
+ * lib/worker/adapters.ts: the three Redis adapters a worker can run on (ADAPTER=classic|sharded|streams,
+ * docs/reference/adapters.md), each namespace's adapter guarded against malformed messages
+ * (lib/worker/adapter-messages.ts), and connection state recovery, which only the streams adapter
+ * can give because only it keeps what was sent.
+ */
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
+import type { Namespace, ServerOptions } from "socket.io";
+import type { AdapterName } from "../config.ts";
+import type { WorkerRedis } from "../redis/connections.ts";
+import { guardAdapterMessages } from "./adapter-messages.ts";
+
+export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: WorkerRedis): ServerOptions["adapter"] {
+  const create = ((): ((nsp: Namespace) => object) => {
+    switch (adapter) {
+      case "classic":
+        // Answers to cluster-wide requests (fetchSockets, socketsJoin...) go to the asking worker
+        // only, not to every worker (upstream socket.io-redis-adapter#407); all workers must agree.
+        return createAdapter(pubClient, subClient, { publishOnSpecificResponseChannel: true });
+      case "sharded":
+        return createShardedAdapter(pubClient, subClient);
+      case "streams":
+        return createStreamsAdapter(pubClient);
+    }
+  })();
+  // socket.io calls it with `new`: a function, not an arrow, so that the adapter it returns is the result.
+  return function (nsp: Namespace) {
+    return guardAdapterMessages(create(nsp));
+  } as unknown as ServerOptions["adapter"];
+}
+
+/** A client that drops for up to two minutes gets what it missed, once, in order (streams only). */
+export function stateRecovery(adapter: AdapterName): ServerOptions["connectionStateRecovery"] | undefined {
+  return adapter === "streams" ? { maxDisconnectionDuration: 2 * 60_000 } : undefined;
+}

@@ -1,0 +1,30 @@
+/**
+ * lib/worker/lifecycle.ts: a worker from "ready" to its exit, the counterpart of the primary's
+ * lib/primary/workers.ts. Once the chat's handlers are in place, serve() echoes the primary's
+ * handoff barriers (lib/worker/handoffs.ts), starts letting go of clients that stop
+ * reading, and tells the primary that this worker serves; on SIGTERM or Ctrl-C it drains and
+ * resolves, and the script exits.
+ */
+import type { Server } from "socket.io";
+import type { ServerConfig } from "../config.ts";
+import { tellPrimary } from "../ipc.ts";
+import type { WorkerRedis } from "../redis/connections.ts";
+import { drain } from "./drain.ts";
+import { answerHandoffBarriers } from "./handoffs.ts";
+import { cutSlowReaders } from "./slow-readers.ts";
+
+export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog">): Promise<void> {
+  answerHandoffBarriers();
+  cutSlowReaders(io, config.maxClientBacklog);
+  tellPrimary({ type: "kit:ready" });
+  return new Promise((resolve, reject) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return; // Ctrl-C reaches every process of the terminal: the primary's SIGTERM follows
+      stopping = true;
+      drain(io, redis).then(resolve, reject);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
