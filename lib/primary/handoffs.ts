@@ -32,8 +32,8 @@ const NEEDS_BARRIERS = "Deno" in globalThis;
 /**
  * A barrier not echoed within this time is reported, and still waited for. Sending the sockets
  * anyway was tried: on Deno it loses one for sure, and the worker then takes no more messages at
- * all (seen under a storm of long-polling clients with the machine at load 25, where an echo
- * took over 10 s). A worker that exits fails what waits (below).
+ * all (docs/reference/sticky-sessions.md#the-deno-ipc-barrier says when it happened). A worker
+ * that exits fails what waits (below).
  */
 const BARRIER_SLOW_MS = 10_000;
 

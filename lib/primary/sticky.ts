@@ -35,8 +35,9 @@ export function setupStickyPrimary(server: NetServer, config: Pick<ServerConfig,
 /**
  * Sticky sends a new connection to the worker with the lowest count, and a forked worker starts
  * at 0: a replacement would get every reconnecting client seconds before it listens, and those
- * clients would hang until their timeout (docs/reference/faults.md, "A worker dies"). So a worker
- * ranks last until it says it serves, then counts its connections from zero, as sticky expects.
+ * clients would hang until their timeout (docs/reference/sticky-sessions.md#a-worker-not-yet-ready-ranks-last).
+ * So a worker ranks last until it says it serves, then counts its connections from zero, as
+ * sticky expects.
  */
 function rankWorkersOnceReady(): void {
   cluster.on("fork", (worker: StickyWorker) => void (worker.clientsCount = Infinity));

@@ -6,8 +6,8 @@
  * messages without a try/catch (the classic adapter's onmessage; the ClusterAdapter's
  * onMessage behind the sharded and streams adapters' onRawMessage), so the exception is thrown
  * inside node-redis's data handler: node-redis resets its RESP parser in the middle of a chunk
- * and every other message of that chunk is lost, silently (docs/reference/faults.md has the
- * figures). Under
+ * and every other message of that chunk is lost, silently (the figures:
+ * docs/reference/faults.md#a-malformed-message-on-redis). Under
  * the streams adapter the exception stops the read loop before it moves its offset on, and the
  * same entry fails again and again: nothing more is delivered by that worker.
  *
