@@ -21,11 +21,11 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
-import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../tools/harness.ts";
-import { processTree, rssOf, serverProcesses } from "./proc.ts";
+import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../support/scripts.ts";
+import { processTree, rssOf, serverProcesses } from "../support/processes.ts";
 import { type FromClients, now, publish, type ToClients } from "./protocol.ts";
 import { type Cpu, percentile, printTable, type Result, sortedLatencies, sum } from "./report.ts";
 

@@ -18,8 +18,8 @@ import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import { run, type Runtime, sleep, stopAll } from "../tools/harness.ts";
+import { freePort, startPrivateRedis } from "../support/redis.ts";
+import { run, type Runtime, sleep, stopAll } from "../support/scripts.ts";
 
 // A mistyped option gets one line, not a stack trace.
 const options = (() => {

@@ -16,9 +16,9 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
+import { freePort, startPrivateRedis } from "../support/redis.ts";
 import type { ServerToClientEvents } from "../lib/chat.ts";
-import { run, sleep } from "../tools/harness.ts";
+import { run, sleep } from "../support/scripts.ts";
 
 const CLIENTS = Number(process.env.CLIENTS ?? 1000);
 const MESSAGES = Number(process.env.MESSAGES ?? 10_000);

@@ -1,7 +1,7 @@
 /**
  * bench/sick-redis.ts: how a running cluster copes with a Redis that stops answering, in figures.
  *
- * index.ts (2 workers) reaches Redis through tools/tcp-proxy.ts; the bench publishes numbered
+ * index.ts (2 workers) reaches Redis through support/tcp-proxy.ts; the bench publishes numbered
  * messages straight to Redis at --rate a second, to one websocket client per worker, and then:
  *   freeze     Redis under SIGSTOP for --freeze seconds (it accepts TCP, answers nothing)
  *   half-open  the proxy forwards nothing on the connections it carries, without closing them,
@@ -20,9 +20,9 @@ import { io as connect, type Socket } from "socket.io-client";
 import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { EXIT_USAGE } from "../lib/failures.ts";
-import { run, sleep, until } from "../tools/harness.ts";
-import { freePort, startRedisServer } from "../tools/redis.ts";
-import { startTcpProxy } from "../tools/tcp-proxy.ts";
+import { run, sleep, until } from "../support/scripts.ts";
+import { freePort, startRedisServer } from "../support/redis.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const { values } = parseArgs({
   options: {

@@ -2,7 +2,7 @@
  * bench/slow-readers.ts: what clients that stop reading cost a worker, with the slow-reader check
  * off (MAX_CLIENT_BACKLOG=0) and on (the default, or --limit), measured one after the other.
  *
- * One worker, N stuck readers (tools/readers.ts, frozen with SIGSTOP) beside one healthy websocket
+ * One worker, N stuck readers (support/readers.ts, frozen with SIGSTOP) beside one healthy websocket
  * client and one healthy long-polling client, a flood of --size bytes x --rate messages per
  * second for --seconds through Redis. It prints the worker's RSS before, at its peak and at the
  * end, when each stuck reader was let go, and what the healthy clients received; then the same
@@ -16,9 +16,9 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect } from "socket.io-client";
 import { EXIT_USAGE } from "../lib/failures.ts";
-import { run, sleep, until } from "../tools/harness.ts";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import { rssOf, serverProcesses } from "./proc.ts";
+import { run, sleep, until } from "../support/scripts.ts";
+import { freePort, startPrivateRedis } from "../support/redis.ts";
+import { rssOf, serverProcesses } from "../support/processes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -53,7 +53,7 @@ async function measure(limit: number, stuckCount: number) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "1", MAX_CLIENT_BACKLOG: String(limit) });
-  const stuck = run("tools/readers.ts", [url, String(stuckCount)], {});
+  const stuck = run("support/readers.ts", [url, String(stuckCount)], {});
   const healthy = ["websocket", "polling"].map((transport) => {
     const socket = connect(url, { forceNew: true, transports: [transport] });
     const h = { transport, socket, received: 0 };

@@ -12,9 +12,9 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import { shardedStreamsEmitter, type NamespaceEmitter } from "../lib/emitter/sharded-streams.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
-import { escape, run, runToEnd, type Script, stopAll, until } from "../tools/harness.ts";
+import { escape, run, runToEnd, type Script, stopAll, until } from "../support/scripts.ts";
 
 /** A socket.io-client socket and the texts it received ("event: text" for events other than chat). */
 interface Watched {

@@ -1,5 +1,5 @@
 /**
- * The chat page (public/, served by lib/worker/page.ts) in a real Chromium (tools/browser.ts), against
+ * The chat page (public/, served by lib/worker/page.ts) in a real Chromium (support/browser.ts), against
  * the real clustered index.ts (2 workers), a private Redis, real client.ts and emitter.ts processes,
  * a second local origin and a real nginx on loopback. docs/learn/browser.md tells what it shows.
  */
@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { roomNameProblem } from "../lib/chat.ts";
-import { CHROME, launchBrowser, missingBrowser } from "../tools/browser.ts";
-import { ROOT, run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { CHROME, launchBrowser, missingBrowser } from "../support/browser.ts";
+import { ROOT, run, runToEnd, type Script, sleep, stopAll } from "../support/scripts.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 
 /** How long "nothing arrived" is watched for. */
 const QUIET_MS = 1000;

@@ -12,9 +12,9 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../support/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
+import { run, runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 

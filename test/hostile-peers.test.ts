@@ -11,9 +11,9 @@ import { after, before, describe, test } from "node:test";
 import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, type Runtime, type Script, sleep, stopAll, until } from "../tools/harness.ts";
+import { run, type Runtime, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 const REQUEST_TIMEOUT = 1500;

@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { run, runToEnd, type Script, stopAll } from "../tools/harness.ts";
+import { run, runToEnd, type Script, stopAll } from "../support/scripts.ts";
 import { type BalancerName, cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
 
 const unavailable = cannotCreateNamespaces();

@@ -16,7 +16,7 @@ import { createSentinel } from "redis";
 import { Server } from "socket.io";
 import { ADAPTERS, readRedisConfig } from "../lib/config.ts";
 import { createRedisClient } from "../lib/redis/client.ts";
-import { run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
+import { run, runToEnd, type Script, sleep, stopAll } from "../support/scripts.ts";
 import { cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
 
 const unavailable = cannotCreateNamespaces();

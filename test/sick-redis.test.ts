@@ -1,7 +1,7 @@
 /**
  * A sick Redis against the real scripts: a redis-server frozen with SIGSTOP (it accepts TCP and
  * answers nothing), another service on REDIS_URL's port, a half-open path between the workers and
- * Redis (tools/tcp-proxy.ts stops forwarding without closing), and Redis cutting a subscriber
+ * Redis (support/tcp-proxy.ts stops forwarding without closing), and Redis cutting a subscriber
  * that fell behind. The assertions are on what honest clients receive and on what the scripts
  * say; how long things take is printed (t.diagnostic), and measured by bench/sick-redis.ts.
  */
@@ -15,9 +15,9 @@ import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
 import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
-import { run, type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
-import { freePort, type RunningRedis, startRedisServer } from "../tools/redis.ts";
-import { startTcpProxy, type TcpProxy } from "../tools/tcp-proxy.ts";
+import { run, type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { freePort, type RunningRedis, startRedisServer } from "../support/redis.ts";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 

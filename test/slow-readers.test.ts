@@ -11,9 +11,9 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, type Script, sleep, stopAll, until } from "../tools/harness.ts";
+import { run, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 
 const MAX_CLIENT_BACKLOG = 2 * 2 ** 20;
 const MESSAGE = "x".repeat(5000);
@@ -57,7 +57,7 @@ describe("clients that stop reading, under a flood", () => {
       socket.on("chat message", (text) => void (text === MESSAGE && h.received++));
       healthy.push(h);
     }
-    const stuck = run("tools/readers.ts", [url, "3"], {});
+    const stuck = run("support/readers.ts", [url, "3"], {});
     const publisher = createClient({ url: redis.url });
     let ticker: NodeJS.Timeout | undefined;
     try {

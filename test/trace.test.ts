@@ -1,6 +1,6 @@
 /**
  * docs/ is the thing under test here: every ```trace block in docs/ must match a live capture
- * of the same step (tools/capture.ts), and the example of docs/learn/any-language.md must deliver.
+ * of the same step (support/capture.ts), and the example of docs/learn/any-language.md must deliver.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
  * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
@@ -22,9 +22,9 @@ import {
   STEP_TITLES,
   type Trace,
   captureTrace,
-} from "../tools/capture.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import { ROOT, run, type Script, sleep, stopAll } from "../tools/harness.ts";
+} from "../support/capture.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
+import { ROOT, run, type Script, sleep, stopAll } from "../support/scripts.ts";
 
 const DOCS = `${ROOT}docs/`;
 const QUIET_MS = 1000;

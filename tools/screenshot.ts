@@ -1,6 +1,6 @@
 /**
  * tools/screenshot.ts: `npm run screenshot`. Makes docs/images/two-pages.png from a real run: the
- * clustered index.ts (2 workers) on a private Redis, two chat pages in Chromium (tools/browser.ts)
+ * clustered index.ts (2 workers) on a private Redis, two chat pages in Chromium (support/browser.ts)
  * beside a client.ts user and emitter.ts, all talking; then one picture of the two pages and the
  * two terminals, composed in the same browser.
  *
@@ -10,9 +10,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
-import { ROOT, run, runToEnd, sleep, stopAll } from "./harness.ts";
-import { freePort, startPrivateRedis } from "./redis.ts";
-import { launchBrowser, missingBrowser } from "./browser.ts";
+import { ROOT, run, runToEnd, sleep, stopAll } from "../support/scripts.ts";
+import { freePort, startPrivateRedis } from "../support/redis.ts";
+import { launchBrowser, missingBrowser } from "../support/browser.ts";
 
 const OUT = process.env.OUT ?? join(ROOT, "docs", "images", "two-pages.png");
 const missing = missingBrowser();

@@ -24,7 +24,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ROOT, run, type Script, sleep } from "./harness.ts";
+import { ROOT, run, type Script, sleep } from "../support/scripts.ts";
 
 const execFileAsync = promisify(execFile);
 

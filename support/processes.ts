@@ -1,5 +1,5 @@
 /**
- * bench/proc.ts: processes, their CPU time and memory, read from Linux's /proc (the benchmark is
+ * support/processes.ts: processes, their CPU time and memory, read from Linux's /proc (the benchmark is
  * Linux only).
  */
 import { readdirSync, readFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 /**
- * tools/harness.ts: runs the kit's real scripts as child processes and reads what they print.
+ * support/scripts.ts: runs the kit's real scripts as child processes and reads what they print.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";

@@ -1,5 +1,5 @@
 /**
- * tools/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
+ * support/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
  * docs/ shows. `npm run trace` (tools/trace.ts) prints it, `-- --write` writes it to docs/captures/; test/trace.test.ts
  * captures the post's scenario again and compares it with the trace blocks in docs/.
  *
@@ -18,7 +18,7 @@ import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
-import { run, runToEnd, type Script, sleep } from "./harness.ts";
+import { run, runToEnd, type Script, sleep } from "./scripts.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
