@@ -23,7 +23,7 @@ import {
   type Trace,
   captureTrace,
 } from "../support/capture.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
+import { type Cluster, startCluster } from "../support/cluster.ts";
 import { ROOT, run, type Script, sleep, stopAll } from "../support/scripts.ts";
 
 const DOCS = `${ROOT}docs/`;
@@ -83,7 +83,7 @@ describe("the traces in docs/ match a live capture", () => {
 });
 
 describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Socket.IO library", () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let a: Script;
   let b: Script;
@@ -94,11 +94,8 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
   const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}learn/any-language.md`, "utf8"));
 
   before(async () => {
-    redis = await startPrivateRedis();
-    const port = await freePort();
-    env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}` };
-    server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
-    await server.waitFor("listening on port", 30_000);
+    cluster = await startCluster();
+    ({ server, env } = cluster);
     a = run("client.ts", ["A"], env);
     idA = (await a.waitFor(/^connected, id: (\S+)$/))[1]!;
     b = run("client.ts", ["B"], env);
@@ -110,7 +107,7 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
 
   after(async () => {
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   /** Runs the doc's definition block, then one of its usage blocks, as a reader would paste them. */
@@ -132,7 +129,7 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
 
   test("with A's id, A gets it and no one else, on either worker; MONITOR shows what the page shows", async () => {
     const from = others.map((client) => client.stdout.length);
-    const monitor = createClient({ url: redis.url });
+    const monitor = createClient({ url: cluster.redis.url });
     const seen: string[] = [];
     await monitor.connect();
     await monitor.monitor((line) => seen.push(line));
