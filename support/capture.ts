@@ -18,7 +18,7 @@ import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
-import { startCluster } from "./cluster.ts";
+import { startCluster, workerOf } from "./cluster.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
 import { run, runToEnd, type Script, sleep } from "./scripts.ts";
 import { connected } from "./sockets.ts";
@@ -153,12 +153,12 @@ export function captureTrace(): Promise<Trace> {
 
     const a = start("client.ts", ["A"]);
     const idA = (await a.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-    await server.waitFor(`connected, id: ${idA}`);
+    await workerOf(server, idA, 10_000);
     await endStep("client A connects", "npx tsx client.ts A", { server, A: a });
 
     const b = start("client.ts", ["B"]);
     const idB = (await b.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-    await server.waitFor(`connected, id: ${idB}`);
+    await workerOf(server, idB, 10_000);
     await endStep("client B connects", "npx tsx client.ts B", { server, A: a, B: b });
 
     a.send("Hello");

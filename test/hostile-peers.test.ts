@@ -10,7 +10,7 @@ import { connect as connectTcp, type Socket as TcpSocket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
-import { type Cluster, startCluster } from "../support/cluster.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
 import { type RunningRedis, startPrivateRedis } from "../support/redis.ts";
 import { type Runtime, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 import { type Recorder, record } from "../support/sockets.ts";
@@ -72,7 +72,7 @@ for (const runtime of ["node", "bun", "deno"] as Runtime[]) {
       b = chatter(cluster.url);
       // Both known to their workers before anyone chats: a broadcast reaches only who is there.
       await until(() => a.socket.connected && b.socket.connected, 20_000, "both clients connected");
-      for (const c of [a, b]) await server.waitFor(`connected, id: ${c.socket.id}`, 20_000);
+      for (const c of [a, b]) await workerOf(server, c.socket.id!);
       await chatBothWays(a, b, "before");
     });
 

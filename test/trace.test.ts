@@ -23,7 +23,7 @@ import {
   type Trace,
   captureTrace,
 } from "../support/capture.ts";
-import { type Cluster, startCluster } from "../support/cluster.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
 import { ROOT, run, type Script, sleep, stopAll } from "../support/scripts.ts";
 
 const DOCS = `${ROOT}docs/`;
@@ -101,7 +101,7 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
     b = run("client.ts", ["B"], env);
     others = [b, run("client.ts", ["C"], env), run("client.ts", ["D"], env)];
     const ids = await Promise.all(others.map(async (client) => (await client.waitFor(/^connected, id: (\S+)$/))[1]!));
-    const workers = await Promise.all([idA, ...ids].map(async (id) => (await server.waitFor(`connected, id: ${id}`))[0].split(",")[0]));
+    const workers = await Promise.all([idA, ...ids].map((id) => workerOf(server, id, 10_000)));
     assert.ok(workers.slice(1).includes(workers[0]!), `no other client shares A's worker: ${workers}`);
   });
 
