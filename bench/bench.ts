@@ -15,18 +15,20 @@
  *   npm run bench -- --variant WS_NO_BUFFER_UTIL=1 --variant ./my-index.ts
  *   npm run bench -- --help
  */
-import { type ChildProcess, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
-import { commandFor, ROOT, type Runtime, run, type Script, sleep } from "../tools/harness.ts";
-import { processTree, rssOf, serverProcesses } from "./proc.ts";
-import { type FromClients, now, publish, type ToClients } from "./protocol.ts";
+import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
+import { startCluster } from "../support/cluster.ts";
+import { processTree, rssOf, serverProcesses } from "../support/processes.ts";
+import { type RunningRedis, startPrivateRedis } from "../support/redis.ts";
+import { commandFor, ROOT, type Runtime, type Script, sleep } from "../support/scripts.ts";
+import { ask, closeClients, forkClients, now, publish, shareOf } from "./protocol.ts";
 import { type Cpu, percentile, printTable, type Result, sortedLatencies, sum } from "./report.ts";
 
 const USAGE = `usage: npm run bench -- [options]
@@ -141,27 +143,32 @@ try {
 }
 
 async function runOnce(config: Config, step: (text: string, counter?: boolean) => void): Promise<Result> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   step("starting the server");
   // --cpu-prof writes one profile per process when it exits, so every worker gets its own.
   const profiling: Record<string, string> = PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-server` } : {};
-  server = run(config.script, [], { PORT: String(port), WORKERS: String(WORKERS), REDIS_URL: redis!.url, ADAPTER, ...profiling, ...config.env }, RUNTIME);
-  await server.waitFor("listening on port", START_TIMEOUT_MS);
+  const cluster = await startCluster({
+    script: config.script,
+    workers: WORKERS,
+    adapter: ADAPTER,
+    runtime: RUNTIME,
+    redis: redis!,
+    env: { ...profiling, ...config.env },
+    timeoutMs: START_TIMEOUT_MS,
+  });
+  server = cluster.server;
+  const { url } = cluster;
   const serverPids = () => serverProcesses(server!.child.pid!, config.script, config.cluster);
   await sleep(500);
   const rssAtStart = sum(serverPids().map(rssOf));
 
   step("connecting");
-  clients = Array.from({ length: CLIENT_PROCESSES }, () =>
-    fork(`${ROOT}bench/clients.ts`, [], {
-      serialization: "advanced",
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      execArgv: [...process.execArgv, ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-clients`] : [])],
-    }),
-  );
+  clients = forkClients(CLIENT_PROCESSES, PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-clients`] : []);
   const started = now();
-  const connected = await ask(clients.map((_, i) => ({ type: "connect", url, count: shareOf(i), transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const), "connected");
+  const connected = await ask(
+    clients,
+    clients.map((_, i) => ({ type: "connect", url, count: shareOf(CLIENTS, CLIENT_PROCESSES, i), transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const),
+    "connected",
+  );
   const connectSeconds = (now() - started) / 1000;
   const ok = sum(connected.map((c) => c.ok));
   const failedToConnect = sum(connected.map((c) => c.failed));
@@ -189,8 +196,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   await publisher.close();
 
   step("stopping");
-  clients.forEach((child) => child.send({ type: "close" } satisfies ToClients));
-  await Promise.all(clients.map((child) => new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)))));
+  await closeClients(clients);
   clients = [];
   await server.stop();
   server = undefined;
@@ -217,7 +223,7 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
 
 /** One phase: every client process resets its counters, the messages go out, then the wait for them. */
 async function phase(id: number, messages: number, rate: number, connected: number, publisher: Publisher, step: (text: string, counter?: boolean) => void) {
-  await ask(clients.map(() => ({ type: "phase", phase: id, messages }) as const), "phase-ready");
+  await ask(clients, { type: "phase", phase: id, messages }, "phase-ready");
   const expected = connected * messages;
   const publishing = publisher.publishPhase(id, messages, rate);
   let last = -1;
@@ -225,13 +231,13 @@ async function phase(id: number, messages: number, rate: number, connected: numb
   const started = now();
   for (;;) {
     await sleep(250);
-    const received = sum((await ask(clients.map(() => ({ type: "progress" }) as const), "progress")).map((p) => p.received));
+    const received = sum((await ask(clients, { type: "progress" }, "progress")).map((p) => p.received));
     step(`phase ${id}: ${received}/${expected} delivered`, true);
     if (received !== last) [last, lastChange] = [received, now()];
     if (received >= expected || now() - lastChange > QUIET_MS || now() - started > DRAIN_LIMIT_MS) break;
   }
   await publishing;
-  return (await ask(clients.map(() => ({ type: "report" }) as const), "report")).map((r) => r.report);
+  return (await ask(clients, { type: "report" }, "report")).map((r) => r.report);
 }
 
 // ---- publishers -----------------------------------------------------------------------------
@@ -261,30 +267,7 @@ async function publisherFor(config: Config, url: string): Promise<Publisher> {
   return { publishPhase: (id, count, rate) => publish(id, count, rate, send), close: () => client.close() };
 }
 
-// ---- client processes and CPU ---------------------------------------------------------------
-
-function shareOf(index: number) {
-  return Math.floor(CLIENTS / CLIENT_PROCESSES) + (index < CLIENTS % CLIENT_PROCESSES ? 1 : 0);
-}
-
-/** Sends one order to each client process and collects the answers of the given type. */
-function ask<T extends FromClients["type"]>(orders: ToClients[], answer: T): Promise<Extract<FromClients, { type: T }>[]> {
-  return Promise.all(
-    clients.map(
-      (child, i) =>
-        new Promise<Extract<FromClients, { type: T }>>((resolve, reject) => {
-          const onMessage = (message: FromClients) => {
-            if (message.type !== answer) return;
-            child.off("message", onMessage).off("exit", onExit);
-            resolve(message as Extract<FromClients, { type: T }>);
-          };
-          const onExit = (code: number | null) => reject(new Error(`client process ${i + 1} exited (code ${code})`));
-          child.on("message", onMessage).once("exit", onExit);
-          child.send(orders[i]!);
-        }),
-    ),
-  );
-}
+// ---- CPU ------------------------------------------------------------------------------------
 
 function cpuSpent(before: Cpu, after: Cpu, scale: (seconds: number) => number): Cpu {
   return {
@@ -353,5 +336,5 @@ async function cleanUp() {
 function fail(message: string): never {
   console.error(`bench: ${message}`);
   console.error(USAGE.split("\n")[0]);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }

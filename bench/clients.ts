@@ -1,7 +1,8 @@
 /**
- * bench/clients.ts: one client process of the benchmark. bench/bench.ts forks a few of these; each
- * opens its share of the socket.io-client connections and counts what arrives. It takes orders and
- * answers over the IPC channel (see ToClients / FromClients in bench/protocol.ts).
+ * bench/clients.ts: one client process of the benchmarks. bench/bench.ts and bench/load.ts fork a
+ * few of these (forkClients in bench/protocol.ts); each opens its share of the socket.io-client
+ * connections and counts what arrives. It takes orders and answers over the IPC channel (see
+ * ToClients / FromClients in bench/protocol.ts).
  *
  * Every benchmark message is the text "<phase> <seq> <sent at>", sent at is a wall-clock time in
  * milliseconds with sub-millisecond precision (performance.timeOrigin + performance.now()), so the
@@ -18,6 +19,7 @@ const sockets: Socket<ServerToClientEvents>[] = [];
 /** Indexes of the sockets that never connected: they expect nothing. */
 const failed = new Set<number>();
 let disconnects = 0;
+const disconnectReasons: Record<string, number> = {};
 
 // The phase being counted. seen[i] marks which sequence numbers socket i got, to tell lost,
 // duplicated and reordered messages apart.
@@ -38,7 +40,8 @@ process.on("message", async (order: ToClients) => {
     case "connect": {
       const started = now();
       const failures = await connectAll(order.url, order.count, order.transports, order.timeoutMs);
-      reply({ type: "connected", ok: order.count - failures.length, failed: failures.length, reasons: failures.slice(0, 3), ms: now() - started });
+      const ids = sockets.filter((socket) => socket.connected).map((socket) => socket.id!);
+      reply({ type: "connected", ok: order.count - failures.length, failed: failures.length, reasons: failures.slice(0, 3), ms: now() - started, ids });
       break;
     }
     case "phase":
@@ -51,9 +54,12 @@ process.on("message", async (order: ToClients) => {
       lastAt = 0;
       reply({ type: "phase-ready" });
       break;
-    case "progress":
-      reply({ type: "progress", received });
+    case "progress": {
+      let lowest = Infinity;
+      for (let i = 0; i < sockets.length; i++) if (!failed.has(i)) lowest = Math.min(lowest, highest[i]! + 1);
+      reply({ type: "progress", received, lowest });
       break;
+    }
     case "report":
       reply({ type: "report", report: report() });
       break;
@@ -97,7 +103,12 @@ function connectOne(url: string, transports: string[], timeoutMs: number): Promi
       if (reason) {
         failed.add(index);
         socket.disconnect();
-      } else socket.on("disconnect", () => disconnects++);
+      } else {
+        socket.on("disconnect", (reason) => {
+          disconnects++;
+          disconnectReasons[reason] = (disconnectReasons[reason] ?? 0) + 1;
+        });
+      }
       resolve(reason);
     };
     const onConnect = () => done();
@@ -136,5 +147,5 @@ function report(): PhaseReport {
       else lost++;
     }
   }
-  return { received, lost, duplicated, reordered, lastAt, disconnects, latencies: arrived };
+  return { received, lost, duplicated, reordered, lastAt, disconnects, disconnectReasons, latencies: arrived };
 }

@@ -18,8 +18,10 @@ import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { io as connect, type Socket } from "socket.io-client";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import { run, type Runtime, sleep, stopAll } from "../tools/harness.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
+import { startCluster } from "../support/cluster.ts";
+import { type Runtime, sleep, stopAll } from "../support/scripts.ts";
+import { shareOf } from "./protocol.ts";
 
 // A mistyped option gets one line, not a stack trace.
 const options = (() => {
@@ -78,15 +80,12 @@ async function main() {
   }
   if (TRANSPORTS && !["websocket", "polling"].includes(TRANSPORTS[0]!)) fail("--transports must be websocket, polling or default");
 
-  const redis = await startPrivateRedis();
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" }, SERVER);
+  const cluster = await startCluster({ runtime: SERVER, timeoutMs: 30_000 });
+  const { server, url } = cluster;
   // fork() reuses this process's loader (tsx) and passes the options on.
   const children = Array.from({ length: PROCESSES }, () => fork(fileURLToPath(import.meta.url), process.argv.slice(2)));
   const results: (Omit<Counts, "errors"> & { errors: string[] })[] = [];
   try {
-    await server.waitFor("listening on port", 30_000);
     console.log(
       `server: ${SERVER}, 2 workers; ${TRIALS} trials x ${CLIENTS} clients from ${PROCESSES} processes, ` +
         `transports: ${options.transports}, timeout ${TIMEOUT_MS} ms`,
@@ -94,8 +93,7 @@ async function main() {
     for (let i = 1; i <= TRIALS; i++) {
       const counts = await Promise.all(
         children.map(async (child, c) => {
-          const share = Math.floor(CLIENTS / PROCESSES) + (c < CLIENTS % PROCESSES ? 1 : 0);
-          child.send({ url, clients: share } satisfies Order);
+          child.send({ url, clients: shareOf(CLIENTS, PROCESSES, c) } satisfies Order);
           const [reply] = await once(child, "message");
           return reply as Counts;
         }),
@@ -121,7 +119,7 @@ async function main() {
   } finally {
     for (const child of children) child.kill();
     await stopAll();
-    await redis.stop();
+    await cluster.stop();
   }
 
   const hung = total(results, (t) => t.hung);
@@ -179,5 +177,5 @@ function percentile(values: number[], p: number): number {
 
 function fail(message: string): never {
   console.error(message);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }

@@ -1,119 +1,121 @@
 /**
  * bench/load.ts: many clients over a 2-worker cluster, many emitter messages. Prints how many
  * deliveries arrived out of how many expected, in order and without repeats, and the workers'
- * memory before, during and after each round of clients.
+ * memory before, during and after each round of clients. The clients run in the benchmark's
+ * client processes (bench/clients.ts, bench/protocol.ts), as for npm run bench.
  *
  *   npx tsx bench/load.ts                              1,000 clients, 10,000 messages, 3 rounds
  *   CLIENTS=100 MESSAGES=500 ROUNDS=1 npx tsx bench/load.ts
  *
  * Environment: CLIENTS (1000), MESSAGES (10000), ROUNDS (3), CLIENT_PROCESSES (4),
  * WINDOW (messages published ahead of the slowest client, 100), REDIS_URL (a private Redis).
- * Linux only (worker memory is read from /proc). Exit code 1 when a client or a delivery is missing.
+ * A bad value is one line and exit code 2. Linux only (worker memory is read from /proc).
+ * Exit code 1 when a client or a delivery is missing.
  */
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
 import type { ServerToClientEvents } from "../lib/chat.ts";
-import { run, sleep } from "../tools/harness.ts";
+import { readRedisConfig } from "../lib/config.ts";
+import { EXIT_FAILURE, EXIT_USAGE } from "../lib/failures.ts";
+import { type Cluster, startCluster } from "../support/cluster.ts";
+import { rssOf } from "../support/processes.ts";
+import { sleep } from "../support/scripts.ts";
+import { ask, closeClients, forkClients, formatMessage, shareOf } from "./protocol.ts";
+import { sum } from "./report.ts";
 
-const CLIENTS = Number(process.env.CLIENTS ?? 1000);
-const MESSAGES = Number(process.env.MESSAGES ?? 10_000);
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const CLIENT_PROCESSES = Number(process.env.CLIENT_PROCESSES ?? 4);
-const WINDOW = Number(process.env.WINDOW ?? 100);
-/** A round fails when no delivery progresses for this long. */
-const STALL_MS = 30_000;
-
-for (const [name, value] of Object.entries({ CLIENTS, MESSAGES, ROUNDS, CLIENT_PROCESSES, WINDOW })) {
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`${name} must be a whole number >= 1, got "${process.env[name]}"`);
-    process.exit(2);
+const CLIENTS = setting("CLIENTS", 1000, 100_000);
+const MESSAGES = setting("MESSAGES", 10_000, 100_000);
+const ROUNDS = setting("ROUNDS", 3, 100);
+const CLIENT_PROCESSES = Math.min(setting("CLIENT_PROCESSES", 4, 64), CLIENTS);
+const WINDOW = setting("WINDOW", 100, 100_000);
+const REDIS_URL = process.env.REDIS_URL || undefined;
+if (REDIS_URL) {
+  try {
+    readRedisConfig({ REDIS_URL });
+  } catch (err) {
+    usage((err as Error).message);
   }
 }
+/** A round fails when no delivery progresses for this long. */
+const STALL_MS = 30_000;
+/** A client that has no connect acknowledgement by then is left out and counted apart. */
+const CONNECT_TIMEOUT_MS = 20_000;
+const MB = 2 ** 20;
 
-type Progress = {
-  lowest: number;
-  delivered: number;
-  duplicates: number;
-  outOfOrder: number;
-  disconnected: number;
-  disconnectReasons: Record<string, number>;
-};
-
-const redis = process.env.REDIS_URL ? { url: process.env.REDIS_URL, stop: async () => {} } : await startPrivateRedis();
-const port = await freePort();
-const url = `http://127.0.0.1:${port}`;
-// `node --import tsx --trace-gc --gc-global index.ts`: the workers inherit both flags, make every
-// garbage collection a full one and print it, which tells their live heap (RSS alone would not: V8
-// keeps the pages it grew). Full collections cost time: deliveries/s is lower than without them.
-const server = run("--trace-gc", ["--gc-global", "index.ts"], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" });
-const publisher = createClient({ url: redis.url });
+let cluster: Cluster | undefined;
+let publisher: ReturnType<typeof createClient> | undefined;
+let clients: ChildProcess[] = [];
 let failed = false;
 
 try {
-  await server.waitFor("listening on port", 30_000);
+  // `node --import tsx --trace-gc --gc-global index.ts`: the workers inherit both flags, make every
+  // garbage collection a full one and print it, which tells their live heap (RSS alone would not: V8
+  // keeps the pages it grew). Full collections cost time: deliveries/s is lower than without them.
+  // ADAPTER is set: the emitter below speaks the classic adapter's format, whatever the shell says.
+  cluster = await startCluster({ flags: ["--trace-gc", "--gc-global"], adapter: "classic", redis: REDIS_URL ? { url: REDIS_URL } : undefined, timeoutMs: 30_000 });
+  const { server, url } = cluster;
+  publisher = createClient({ url: cluster.redis.url });
   await publisher.connect();
   const emitter = new Emitter<ServerToClientEvents>(publisher);
-  const workers = workerPids(server.child.pid!);
+  const workers = cluster.workerPids();
   await sleep(2000);
-  console.log(`server: 2 workers, Redis at ${redis.url}; ${CLIENTS} clients in ${CLIENT_PROCESSES} processes, ${MESSAGES} messages per round`);
+  console.log(`server: 2 workers, Redis at ${cluster.redis.url}; ${CLIENTS} clients in ${CLIENT_PROCESSES} processes, ${MESSAGES} messages per round`);
   console.log(`worker memory at rest: RSS ${show(rss(workers))} MB, heap after a full GC ${show(await liveHeap(emitter, workers))} MB`);
 
   for (let round = 1; round <= ROUNDS; round++) {
-    const processes = Array.from({ length: CLIENT_PROCESSES }, (_, i) => {
-      const child = fork(fileURLToPath(new URL("load-clients.ts", import.meta.url)), [], { stdio: "inherit" });
-      const count = Math.floor(CLIENTS / CLIENT_PROCESSES) + (i < CLIENTS % CLIENT_PROCESSES ? 1 : 0);
-      child.send({ type: "connect", url, count });
-      return child;
-    });
+    clients = forkClients(CLIENT_PROCESSES);
     const connectedAt = performance.now();
-    const replies = await Promise.all(processes.map((child) => reply<{ ids: string[]; failed: number }>(child, "connected")));
+    const replies = await ask(
+      clients,
+      clients.map((_, i) => ({ type: "connect", url, count: shareOf(CLIENTS, CLIENT_PROCESSES, i), transports: ["websocket"], timeoutMs: CONNECT_TIMEOUT_MS }) as const),
+      "connected",
+    );
     const ids = replies.flatMap((r) => r.ids);
-    const failedToConnect = replies.reduce((sum, r) => sum + r.failed, 0);
+    const failedToConnect = sum(replies.map((r) => r.failed));
     failed ||= failedToConnect > 0;
     const logged = () => new Set(server.stdout.map((line) => line.match(/^worker: (\d+), connected, id: (\S+)$/)).filter((m) => m !== null).map((m) => m[2]));
     for (const deadline = Date.now() + 5000; Date.now() < deadline && !ids.every((id) => logged().has(id)); ) await sleep(100);
     const perWorker = countBy(ids.map((id) => server.stdout.find((line) => line.endsWith(`connected, id: ${id}`))?.match(/^worker: (\d+)/)?.[1] ?? "?"));
     console.log(
       `round ${round}: ${ids.length}/${CLIENTS} clients connected in ${ms(connectedAt)} (per worker: ${JSON.stringify(perWorker)})` +
-        (failedToConnect ? `; ${failedToConnect} never got the connect acknowledgement within 20 s, left out below` : ""),
+        (failedToConnect ? `; ${failedToConnect} never got the connect acknowledgement within ${CONNECT_TIMEOUT_MS / 1000} s, left out below` : ""),
     );
     const expected = ids.length * MESSAGES;
     const withClients = rss(workers);
 
     // Publish, keeping at most WINDOW messages ahead of the slowest client: the point is to see
     // every delivery, not how deep the buffers can grow.
+    await ask(clients, { type: "phase", phase: round, messages: MESSAGES }, "phase-ready");
     const started = performance.now();
     let published = 0;
-    let progress = await total(processes);
+    let progress = await total(clients);
     let lastChange = performance.now();
     let peak = withClients;
-    while (progress.delivered < expected && performance.now() - lastChange < STALL_MS) {
-      while (published < MESSAGES && published - progress.lowest < WINDOW) emitter.emit("chat message", `load ${published++}`);
+    while (progress.received < expected && performance.now() - lastChange < STALL_MS) {
+      while (published < MESSAGES && published - progress.lowest < WINDOW) emitter.emit("chat message", formatMessage(round, published++));
       await sleep(50);
-      const now = await total(processes);
-      if (now.delivered !== progress.delivered) lastChange = performance.now();
+      const now = await total(clients);
+      if (now.received !== progress.received) lastChange = performance.now();
       progress = now;
       peak = rss(workers).map((mb, i) => Math.max(mb, peak[i]!));
     }
     const seconds = (performance.now() - started) / 1000;
-    const complete = progress.delivered === expected && progress.duplicates === 0 && progress.outOfOrder === 0;
+    const reports = (await ask(clients, { type: "report" }, "report")).map((r) => r.report);
+    const duplicates = sum(reports.map((r) => r.duplicated));
+    const outOfOrder = sum(reports.map((r) => r.reordered));
+    const reasons: Record<string, number> = {};
+    for (const r of reports) for (const [reason, n] of Object.entries(r.disconnectReasons)) reasons[reason] = (reasons[reason] ?? 0) + n;
+    const complete = progress.received === expected && duplicates === 0 && outOfOrder === 0;
     failed ||= !complete;
     console.log(
-      `round ${round}: delivered ${progress.delivered}/${expected}, out of order ${progress.outOfOrder}, ` +
-        `duplicates ${progress.duplicates}, disconnected ${progress.disconnected} ${JSON.stringify(progress.disconnectReasons)}; ${seconds.toFixed(1)} s, ` +
-        `${Math.round(progress.delivered / seconds)} deliveries/s${complete ? "" : "  INCOMPLETE"}`,
+      `round ${round}: delivered ${progress.received}/${expected}, out of order ${outOfOrder}, ` +
+        `duplicates ${duplicates}, disconnected ${sum(reports.map((r) => r.disconnects))} ${JSON.stringify(reasons)}; ${seconds.toFixed(1)} s, ` +
+        `${Math.round(progress.received / seconds)} deliveries/s${complete ? "" : "  INCOMPLETE"}`,
     );
 
-    await Promise.all(processes.map(async (child) => {
-      child.send({ type: "leave" });
-      await reply(child, "left");
-      if (child.exitCode === null) await once(child, "exit");
-    }));
+    await closeClients(clients);
+    clients = [];
     await sleep(5000); // let the workers notice the departures
     const heap = await liveHeap(emitter, workers);
     console.log(
@@ -125,52 +127,21 @@ try {
   console.error(`load: ${(err as Error).message}`);
   failed = true;
 } finally {
-  await publisher.close().catch(() => {});
-  await server.stop();
-  await redis.stop();
+  for (const child of clients) child.kill("SIGKILL");
+  await publisher?.close().catch(() => {});
+  await cluster?.stop();
 }
-process.exit(failed ? 1 : 0);
+process.exit(failed ? EXIT_FAILURE : 0);
 
-function reply<T>(child: ChildProcess, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: { type: string } & T) => {
-      if (message.type !== type) return;
-      child.off("message", onMessage).off("exit", onExit);
-      resolve(message);
-    };
-    const onExit = (code: number | null) => reject(new Error(`a client process exited with code ${code}`));
-    child.on("message", onMessage).once("exit", onExit);
-  });
-}
-
-async function total(processes: ChildProcess[]): Promise<Progress> {
-  const parts = await Promise.all(processes.map((child) => {
-    const answer = reply<Progress>(child, "progress");
-    child.send({ type: "progress" });
-    return answer;
-  }));
-  return {
-    lowest: Math.min(...parts.map((p) => p.lowest)),
-    delivered: parts.reduce((sum, p) => sum + p.delivered, 0),
-    duplicates: parts.reduce((sum, p) => sum + p.duplicates, 0),
-    outOfOrder: parts.reduce((sum, p) => sum + p.outOfOrder, 0),
-    disconnected: parts.reduce((sum, p) => sum + p.disconnected, 0),
-    disconnectReasons: parts.reduce((all, p) => {
-      for (const [reason, n] of Object.entries(p.disconnectReasons)) all[reason] = (all[reason] ?? 0) + n;
-      return all;
-    }, {} as Record<string, number>),
-  };
-}
-
-/** The cluster workers: the primary's children that run index.ts. */
-function workerPids(primaryPid: number): number[] {
-  const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(primaryPid)], { encoding: "utf8" });
-  return out.split("\n").filter((line) => line.trimEnd().endsWith("index.ts")).map((line) => Number(line.trim().split(/\s+/)[0]));
+/** What every client process has received so far, and the next message the slowest socket waits for. */
+async function total(clients: ChildProcess[]) {
+  const parts = await ask(clients, { type: "progress" }, "progress");
+  return { received: sum(parts.map((p) => p.received)), lowest: Math.min(...parts.map((p) => p.lowest)) };
 }
 
 /** Resident memory of each process, in MB. */
 function rss(pids: number[]): number[] {
-  return pids.map((pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m)![1]) / 1024);
+  return pids.map((pid) => rssOf(pid) / MB);
 }
 
 /**
@@ -178,7 +149,7 @@ function rss(pids: number[]): number[] {
  * An idle process collects nothing: a few messages for nobody make the workers allocate.
  */
 async function liveHeap(emitter: Emitter<ServerToClientEvents>, pids: number[]): Promise<number[]> {
-  const fromLine = server.stdout.length;
+  const fromLine = cluster!.server.stdout.length;
   const nudge = setInterval(() => {
     for (let i = 0; i < 100; i++) emitter.emit("chat message", "to nobody");
   }, 50);
@@ -190,16 +161,31 @@ async function liveHeap(emitter: Emitter<ServerToClientEvents>, pids: number[]):
 }
 
 async function heapAfterFullGc(pids: number[], fromLine: number): Promise<number[]> {
+  const { stdout } = cluster!.server;
   const deadline = Date.now() + 30_000;
   const found = new Map<number, number>();
   for (let line = fromLine; found.size < pids.length && Date.now() < deadline; ) {
-    for (; line < server.stdout.length; line++) {
-      const match = server.stdout[line]!.match(/^\[(\d+):0x[0-9a-f]+\]\s+[\d.]+ ms: Mark-Compact.*? [\d.]+ \([\d.]+\) -> ([\d.]+) \(/);
+    for (; line < stdout.length; line++) {
+      const match = stdout[line]!.match(/^\[(\d+):0x[0-9a-f]+\]\s+[\d.]+ ms: Mark-Compact.*? [\d.]+ \([\d.]+\) -> ([\d.]+) \(/);
       if (match && pids.includes(Number(match[1])) && !found.has(Number(match[1]))) found.set(Number(match[1]), Number(match[2]));
     }
     await sleep(200);
   }
   return pids.map((pid) => found.get(pid) ?? NaN);
+}
+
+/** A whole number from the environment within 1..max, else one line and exit code 2. */
+function setting(name: string, fallback: number, max: number): number {
+  const text = process.env[name];
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) usage(`${name} must be a whole number from 1 to ${max}, got "${text}"`);
+  return value;
+}
+
+function usage(problem: string): never {
+  console.error(`load: ${problem}`);
+  process.exit(EXIT_USAGE);
 }
 
 function show(mbs: number[]): string {

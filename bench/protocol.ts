@@ -1,7 +1,11 @@
 /**
- * bench/protocol.ts: what the benchmark's processes say to each other, and the pacing of the
- * publishers (the emitter in bench.ts and the in-memory baseline in baseline.ts publish alike).
+ * bench/protocol.ts: what the benchmarks' processes say to each other, the one IPC protocol of
+ * bench/: bench.ts and load.ts fork client processes (bench/clients.ts), give them orders and
+ * collect their answers with the functions below. Also the pacing of the publishers (the emitter
+ * in bench.ts and the in-memory baseline in baseline.ts publish alike) and the message format.
  */
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable between processes. */
 export const now = () => performance.timeOrigin + performance.now();
@@ -35,7 +39,7 @@ export async function publish(phase: number, count: number, rate: number, send: 
   }
 }
 
-/** Orders from bench.ts to a client process. */
+/** Orders from bench.ts or load.ts to a client process. */
 export type ToClients =
   | { type: "connect"; url: string; count: number; transports: string[]; timeoutMs: number }
   | { type: "phase"; phase: number; messages: number }
@@ -50,15 +54,63 @@ export interface PhaseReport {
   reordered: number;
   /** When the last message arrived (now()). */
   lastAt: number;
-  /** Sockets that disconnected after they had connected. */
+  /** Sockets that disconnected after they had connected, and why (socket.io-client's reasons). */
   disconnects: number;
+  disconnectReasons: Record<string, number>;
   /** Publish-to-receive latency of every message that arrived, in ms. */
   latencies: Float64Array;
 }
 
 /** Answers from a client process. */
 export type FromClients =
-  | { type: "connected"; ok: number; failed: number; reasons: string[]; ms: number }
+  | { type: "connected"; ok: number; failed: number; reasons: string[]; ms: number; ids: string[] }
   | { type: "phase-ready" }
-  | { type: "progress"; received: number }
+  /** lowest: the next message the slowest socket waits for (load.ts publishes at most a window ahead of it). */
+  | { type: "progress"; received: number; lowest: number }
   | { type: "report"; report: PhaseReport };
+
+/** Forks `count` client processes on this process's loader (tsx); `flags` are more Node flags (--cpu-prof). */
+export function forkClients(count: number, flags: string[] = []): ChildProcess[] {
+  return Array.from({ length: count }, () =>
+    fork(fileURLToPath(new URL("clients.ts", import.meta.url)), [], {
+      serialization: "advanced", // PhaseReport's Float64Array
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      execArgv: [...process.execArgv, ...flags],
+    }),
+  );
+}
+
+/** Sends one order (the same, or one per process) to each client process and collects their answers of type `answer`. */
+export function ask<T extends FromClients["type"]>(clients: ChildProcess[], orders: ToClients | ToClients[], answer: T): Promise<Extract<FromClients, { type: T }>[]> {
+  return Promise.all(
+    clients.map(
+      (child, i) =>
+        new Promise<Extract<FromClients, { type: T }>>((resolve, reject) => {
+          const onMessage = (message: FromClients) => {
+            if (message.type !== answer) return;
+            child.off("message", onMessage).off("exit", onExit);
+            resolve(message as Extract<FromClients, { type: T }>);
+          };
+          const onExit = (code: number | null) => reject(new Error(`client process ${i + 1} exited (code ${code})`));
+          child.on("message", onMessage).once("exit", onExit);
+          child.send(Array.isArray(orders) ? orders[i]! : orders);
+        }),
+    ),
+  );
+}
+
+/** Closes every socket of the client processes and resolves once the processes have exited. */
+export async function closeClients(clients: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    clients.map((child) => {
+      const exited = new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)));
+      child.send({ type: "close" } satisfies ToClients);
+      return exited;
+    }),
+  );
+}
+
+/** How many of `total` clients process `index` of `processes` opens: an even split, the first ones one more. */
+export function shareOf(total: number, processes: number, index: number): number {
+  return Math.floor(total / processes) + (index < total % processes ? 1 : 0);
+}

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { promisify } from "node:util";
 import { createClient, createCluster } from "redis";
-import { freePort, type RunningRedis, startRedisServer } from "../tools/redis.ts";
+import { freePort, type RunningRedis, startRedisServer } from "../support/redis.ts";
 
 const { values } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 /**
  * bench/sick-redis.ts: how a running cluster copes with a Redis that stops answering, in figures.
  *
- * index.ts (2 workers) reaches Redis through tools/tcp-proxy.ts; the bench publishes numbered
+ * index.ts (2 workers) reaches Redis through support/tcp-proxy.ts; the bench publishes numbered
  * messages straight to Redis at --rate a second, to one websocket client per worker, and then:
  *   freeze     Redis under SIGSTOP for --freeze seconds (it accepts TCP, answers nothing)
  *   half-open  the proxy forwards nothing on the connections it carries, without closing them,
@@ -16,13 +16,14 @@
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
-import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
+import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
 import { EXIT_USAGE } from "../lib/failures.ts";
-import { run, sleep, until } from "../tools/harness.ts";
-import { freePort, startRedisServer } from "../tools/redis.ts";
-import { startTcpProxy } from "../tools/tcp-proxy.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { freePort, startRedisServer } from "../support/redis.ts";
+import { sleep } from "../support/scripts.ts";
+import { connected, type Recorder, record } from "../support/sockets.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const { values } = parseArgs({
   options: {
@@ -46,20 +47,20 @@ if (!ADAPTERS.includes(ADAPTER) || ![FREEZE, OUTAGE, RATE].every((n) => n > 0)) 
 
 const redis = await startRedisServer(await freePort());
 const proxy = await startTcpProxy(Number(new URL(redis.url).port));
-const port = await freePort();
-const env = { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, PORT: String(port), WORKERS: "2", ADAPTER };
-const server = run("index.ts", [], { ...env, ...(process.env.REDIS_TIMEOUT ? { REDIS_TIMEOUT: process.env.REDIS_TIMEOUT } : {}) });
 const publisher = createClient({ url: redis.url });
-const clients: { socket: Socket; received: { n: number; at: number }[] }[] = [];
+/** Each client with when each numbered message arrived. */
+const clients: (Recorder & { arrivals: { n: number; at: number }[] })[] = [];
+let cluster: Cluster | undefined;
 let ticker: NodeJS.Timeout | undefined;
 try {
-  await server.waitFor("listening on port", 60_000);
+  // REDIS_TIMEOUT, when given, reaches index.ts through the environment it inherits.
+  cluster = await startCluster({ redis: { url: `redis://127.0.0.1:${proxy.port}` }, adapter: ADAPTER });
+  const { server } = cluster;
   for (let i = 0; i < 2; i++) {
-    const socket = connect(`http://127.0.0.1:${port}`, { forceNew: true, transports: ["websocket"] });
-    const c = { socket, received: [] as { n: number; at: number }[] };
-    socket.on("chat message", (text: string) => text.startsWith("n ") && c.received.push({ n: Number(text.slice(2)), at: performance.now() }));
-    await until(() => socket.connected, 10_000, "connected");
-    await server.waitFor(new RegExp(`connected, id: ${socket.id}$`), 10_000);
+    const c = Object.assign(record(cluster.url, { transports: ["websocket"] }, { keepTexts: false }), { arrivals: [] as { n: number; at: number }[] });
+    c.socket.on("chat message", (text: string) => void (text.startsWith("n ") && c.arrivals.push({ n: Number(text.slice(2)), at: performance.now() })));
+    await connected(c.socket, 10_000);
+    await workerOf(server, c.socket.id!, 10_000);
     clients.push(c);
   }
   await publisher.connect();
@@ -83,7 +84,7 @@ try {
     console.log(`${name}:`);
     console.log(`  first worker line ${noticed ? `${((noticed.at - faultAt) / 1000).toFixed(1)} s after the fault` : "never"}`);
     for (const [i, c] of clients.entries()) {
-      const got = c.received.filter((r) => r.n >= firstN && r.n <= lastN);
+      const got = c.arrivals.filter((r) => r.n >= firstN && r.n <= lastN);
       const during = got.filter((r) => r.at < endAt).length;
       const afterFirst = got.find((r) => r.at >= endAt);
       const resumed = afterFirst ? `${((afterFirst.at - endAt) / 1000).toFixed(1)} s after the fault ended` : "never";
@@ -127,7 +128,7 @@ try {
   clearInterval(ticker);
   for (const c of clients) c.socket.disconnect();
   await publisher.close().catch(() => {});
-  await server.stop();
+  await cluster?.stop();
   await proxy.close();
   await redis.stop();
 }

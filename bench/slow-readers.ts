@@ -2,7 +2,7 @@
  * bench/slow-readers.ts: what clients that stop reading cost a worker, with the slow-reader check
  * off (MAX_CLIENT_BACKLOG=0) and on (the default, or --limit), measured one after the other.
  *
- * One worker, N stuck readers (tools/readers.ts, frozen with SIGSTOP) beside one healthy websocket
+ * One worker, N stuck readers (support/readers.ts, frozen with SIGSTOP) beside one healthy websocket
  * client and one healthy long-polling client, a flood of --size bytes x --rate messages per
  * second for --seconds through Redis. It prints the worker's RSS before, at its peak and at the
  * end, when each stuck reader was let go, and what the healthy clients received; then the same
@@ -14,11 +14,12 @@
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect } from "socket.io-client";
 import { EXIT_USAGE } from "../lib/failures.ts";
-import { run, sleep, until } from "../tools/harness.ts";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import { rssOf, serverProcesses } from "./proc.ts";
+import { startCluster } from "../support/cluster.ts";
+import { rssOf } from "../support/processes.ts";
+import { startPrivateRedis } from "../support/redis.ts";
+import { sleep, until } from "../support/scripts.ts";
+import { record, startReaders } from "../support/sockets.ts";
 
 const { values } = parseArgs({
   options: {
@@ -50,24 +51,18 @@ try {
 }
 
 async function measure(limit: number, stuckCount: number) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "1", MAX_CLIENT_BACKLOG: String(limit) });
-  const stuck = run("tools/readers.ts", [url, String(stuckCount)], {});
-  const healthy = ["websocket", "polling"].map((transport) => {
-    const socket = connect(url, { forceNew: true, transports: [transport] });
-    const h = { transport, socket, received: 0 };
-    socket.on("chat message", () => h.received++);
-    return h;
-  });
+  const cluster = await startCluster({ redis, workers: 1, env: { MAX_CLIENT_BACKLOG: String(limit) } });
+  const { server, url } = cluster;
+  const stuck = startReaders(url, stuckCount);
+  // Counted, not kept: a flood's texts would fill this process's memory.
+  const healthy = (["websocket", "polling"] as const).map((transport) => Object.assign(record(url, { transports: [transport] }, { keepTexts: false }), { transport }));
   const publisher = createClient({ url: redis.url });
   try {
-    await server.waitFor("listening on port", 60_000);
-    await until(() => healthy.every((h) => h.socket.connected) && stuck.stdout.filter((l) => l.startsWith("connected ")).length === stuckCount, 30_000, "everyone connected");
-    const [worker] = serverProcesses(server.child.pid!, "index.ts", true);
+    await until(() => healthy.every((h) => h.socket.connected) && stuck.ids().length === stuckCount, 30_000, "everyone connected");
+    const [worker] = cluster.workerPids();
     await publisher.connect();
     const emitter = new Emitter(publisher);
-    process.kill(stuck.child.pid!, "SIGSTOP");
+    stuck.freeze();
     const before = rssOf(worker!);
     let peak = before;
     const started = performance.now();
@@ -84,7 +79,7 @@ async function measure(limit: number, stuckCount: number) {
       while (cutTimes.length < cutsNow) cutTimes.push((performance.now() - started) / 1000);
       await sleep(10);
     }
-    await until(() => healthy.every((h) => h.received === total), 30_000, "the healthy clients get everything").catch(() => {});
+    await until(() => healthy.every((h) => h.count === total), 30_000, "the healthy clients get everything").catch(() => {});
     await sleep(1000);
     const end = rssOf(worker!);
     const cuts = server.stdout.filter((line) => line.includes("closed the connection of a client that does not read"));
@@ -92,15 +87,12 @@ async function measure(limit: number, stuckCount: number) {
     console.log(`  worker RSS: ${(before / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB at the peak, ${(end / MB).toFixed(0)} MB at the end`);
     const when = cutTimes.length ? `, ${cutTimes[0]!.toFixed(1)}-${cutTimes.at(-1)!.toFixed(1)} s into the flood` : "";
     console.log(`  stuck readers let go: ${cuts.length} of ${stuckCount}${when}`);
-    for (const h of healthy) console.log(`  healthy ${h.transport} client: ${h.received} of ${total} messages`);
+    for (const h of healthy) console.log(`  healthy ${h.transport} client: ${h.count} of ${total} messages`);
     if (cuts[0]) console.log(`  the first cut, as the worker logged it: ${cuts[0]}`);
   } finally {
-    try {
-      process.kill(stuck.child.pid!, "SIGCONT");
-    } catch {}
     for (const h of healthy) h.socket.disconnect();
     await publisher.close().catch(() => {});
     await stuck.stop();
-    await server.stop();
+    await cluster.stop();
   }
 }

@@ -10,23 +10,18 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
 import { shardedStreamsEmitter, type NamespaceEmitter } from "../lib/emitter/sharded-streams.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
-import { escape, run, runToEnd, type Script, stopAll, until } from "../tools/harness.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { run, runToEnd, type Script, stopAll, until } from "../support/scripts.ts";
+import { connected, type Recorder, record } from "../support/sockets.ts";
 
-/** A socket.io-client socket and the texts it received ("event: text" for events other than chat). */
-interface Watched {
-  socket: Socket;
-  id: string;
-  worker: string;
-  received: string[];
-}
+/** A socket, its id, the worker that holds it, and the texts it received ("event: text" for events other than chat). */
+type Watched = Recorder & { id: string; worker: string };
 
 for (const adapter of ADAPTERS) {
   describe(`ADAPTER=${adapter}: emitter options on sockets of both workers`, () => {
-    let redis: RunningRedis;
+    let cluster: Cluster;
     let redisClient: ReturnType<typeof createClient>;
     let server: Script;
     let serverUrl: string;
@@ -41,21 +36,17 @@ for (const adapter of ADAPTERS) {
     let sentinels = 0;
 
     before(async () => {
-      redis = await startPrivateRedis();
-      redisClient = createClient({ url: redis.url });
+      cluster = await startCluster({ adapter });
+      ({ server, url: serverUrl, env } = cluster);
+      redisClient = createClient({ url: cluster.redis.url });
       await redisClient.connect();
-      const port = await freePort();
-      serverUrl = `http://127.0.0.1:${port}`;
-      env = { REDIS_URL: redis.url, SERVER_URL: serverUrl, ADAPTER: adapter };
-      server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
-      await server.waitFor("listening on port", 20_000);
     });
 
     after(async () => {
       for (const watched of [x1, y1, x2, y2, lounge]) watched?.socket.disconnect();
       await stopAll();
       await redisClient?.close();
-      await redis?.stop();
+      await cluster?.stop();
     });
 
     /** Connects sockets until each worker has two, then gives them their rooms. */
@@ -251,14 +242,10 @@ for (const adapter of ADAPTERS) {
 
 /** Connects a socket over WebSocket (one connection per socket: least-connection alternates workers). */
 async function watch(url: string, server: Script, options: { reconnection?: boolean } = {}): Promise<Watched> {
-  const socket = connect(url, { forceNew: true, transports: ["websocket"], ...options });
-  const received: string[] = [];
-  // With connection state recovery the server adds the stream offset as a last argument.
-  socket.onAny((event: string, text: unknown) => received.push(event === "chat message" ? String(text) : `${event}: ${text}`));
-  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("connect_error", reject));
-  const id = socket.id!;
-  const worker = (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${escape(id)}$`)))[1]!;
-  return { socket, id, worker, received };
+  const watched = record(url, { transports: ["websocket"], ...options });
+  await connected(watched.socket, 15_000, { firstTry: true });
+  const id = watched.socket.id!;
+  return Object.assign(watched, { id, worker: await workerOf(server, id, 10_000) });
 }
 
 function join(watched: Watched, room: string): Promise<string | null> {

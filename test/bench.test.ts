@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
-import { ROOT } from "../tools/harness.ts";
+import { ROOT } from "../support/scripts.ts";
 
 const bench = (args: string[], timeout = 180_000) =>
   spawnSync(process.execPath, ["--import", "tsx", "bench/bench.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout, env: { ...process.env, NO_COLOR: "1" } });

@@ -1,32 +1,31 @@
 /**
- * The chat page (public/, served by lib/worker/page.ts) in a real Chromium (tools/browser.ts), against
+ * The chat page (public/, served by lib/worker/page.ts) in a real Chromium (support/browser.ts), against
  * the real clustered index.ts (2 workers), a private Redis, real client.ts and emitter.ts processes,
  * a second local origin and a real nginx on loopback. docs/learn/browser.md tells what it shows.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { roomNameProblem } from "../lib/chat.ts";
-import { CHROME, launchBrowser, missingBrowser } from "../tools/browser.ts";
-import { ROOT, run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
+import { CHROME, launchBrowser, missingBrowser } from "../support/browser.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { ROOT, run, runToEnd, type Script, sleep, stopAll } from "../support/scripts.ts";
+import { startLoopbackNginx } from "../support/topology/balancers.ts";
 
 /** How long "nothing arrived" is watched for. */
 const QUIET_MS = 1000;
-const NGINX = "/usr/sbin/nginx";
 
 // Outside CI a missing browser (or nginx) skips with how to get it; in CI (CI=true) the suite
 // runs and fails instead.
 const inCI = process.env.CI === "true";
 const noBrowser = missingBrowser();
 const skipAll = noBrowser !== null && !inCI ? noBrowser : false;
-const noNginx = existsSync(NGINX) ? null : `no nginx at ${NGINX}: apt-get install -y nginx`;
+const noNginx = spawnSync("sh", ["-c", "command -v nginx"]).status === 0 ? null : "no nginx on PATH: apt-get install -y nginx";
 const skipNginx = skipAll || (noNginx !== null && !inCI ? noNginx : false);
 
 test("ALLOWED_ORIGINS that is not a list of origins: one line, exit code 2", async () => {
@@ -40,7 +39,7 @@ test("ALLOWED_ORIGINS that is not a list of origins: one line, exit code 2", asy
 });
 
 describe("the chat page in a real Chromium", { skip: skipAll }, () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let browser: Browser;
   let context: BrowserContext;
   let server: Script;
@@ -61,17 +60,18 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
   before(async () => {
     if (noBrowser) throw new Error(`CI=true: ${noBrowser}`);
     const started = Date.now();
-    redis = await startPrivateRedis();
-    port = await freePort();
-    serverUrl = `http://127.0.0.1:${port}`;
-    env = { REDIS_URL: redis.url, SERVER_URL: serverUrl };
-    server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
-    elsewhere = await serveElsewhere();
-    elsewhereOrigin = `http://127.0.0.1:${(elsewhere.address() as { port: number }).port}`;
-    browser = await launchBrowser();
-    console.log(`# browser: Chromium ${browser.version()} (${CHROME}), playwright-core ${playwrightVersion()}`);
-    context = await browser.newContext(); // one profile, as two windows of one browser
-    await server.waitFor("listening on port", 20_000);
+    // The cluster and the browser start side by side; the cluster is kept (for after()) whatever happens.
+    const starting = startCluster();
+    try {
+      elsewhere = await serveElsewhere();
+      elsewhereOrigin = `http://127.0.0.1:${(elsewhere.address() as { port: number }).port}`;
+      browser = await launchBrowser();
+      console.log(`# browser: Chromium ${browser.version()} (${CHROME}), playwright-core ${playwrightVersion()}`);
+      context = await browser.newContext(); // one profile, as two windows of one browser
+    } finally {
+      cluster = await starting;
+    }
+    ({ server, port, url: serverUrl, env } = cluster);
     console.log(`# set-up: ${Date.now() - started} ms`);
   });
 
@@ -80,7 +80,7 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     await browser?.close();
     elsewhere?.close();
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   async function openPage(url: string, name: string): Promise<Page> {
@@ -117,8 +117,8 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     const workerOfBob = await fact(bob, "socket-worker");
     assert.notEqual(workerOfAnn, workerOfBob);
     // What each page says about its socket is what the server logged.
-    assert.equal((await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${idAnn}$`)))[1], workerOfAnn);
-    assert.equal((await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${idBob}$`)))[1], workerOfBob);
+    assert.equal(await workerOf(server, idAnn, 10_000), workerOfAnn);
+    assert.equal(await workerOf(server, idBob, 10_000), workerOfBob);
     for (const page of [ann, bob]) {
       assert.match((await fact(page, "page-worker")) ?? "", /^[12]$/);
       await waitForFact(page, "transport", "polling websocket");
@@ -213,8 +213,7 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     const started = Date.now();
     await server.stop();
     await waitIn(ann, "not connected", () => document.getElementById("status")?.dataset.state !== "connected", undefined);
-    server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2", ALLOWED_ORIGINS: elsewhereOrigin });
-    await server.waitFor("listening on port", 20_000);
+    ({ server } = await startCluster({ redis: cluster.redis, port, env: { ALLOWED_ORIGINS: elsewhereOrigin } }));
     await connected(ann, 20_000);
     await connected(bob, 20_000);
     console.log(`# both pages back ${Date.now() - started} ms after the stop`);
@@ -232,11 +231,16 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
   });
 
   test("behind nginx: the own-origin rule holds when the proxy forwards the browser's Host header", { skip: skipNginx }, async () => {
-    const nginx = await startNginx(port);
+    // hosts/nginx.conf as it is, and once more with the one line this test is about changed.
+    const keepsHost = await startLoopbackNginx(port);
+    const dropsPort = await startLoopbackNginx(port, { "proxy_set_header Host $http_host;": "proxy_set_header Host $host;" }).catch(async (err) => {
+      await keepsHost.stop();
+      throw err;
+    });
     try {
       // proxy_set_header Host $http_host: the server sees the host:port the browser used, so a
       // WebSocket-only connection, whose handshake always carries Origin, is let in too.
-      const proxied = `http://127.0.0.1:${nginx.keepsHost}`;
+      const proxied = `http://127.0.0.1:${keepsHost.port}`;
       const nia = await openPage(`${proxied}/`, "Nia");
       await connected(nia);
       assert.match((await fact(nia, "page-worker")) ?? "", /^[12]$/);
@@ -247,7 +251,7 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
       // proxy_set_header Host $host drops the port: the page's own WebSocket handshake no longer
       // matches. Its long-polling handshake still passes, as a same-origin GET carries no Origin
       // (and the upgrade that follows carries the session id): only WebSocket-only clients break.
-      const dropped = `http://127.0.0.1:${nginx.dropsPort}`;
+      const dropped = `http://127.0.0.1:${dropsPort.port}`;
       const hal = await openPage(`${dropped}/`, "Hal");
       await connected(hal);
       assert.deepEqual(await tryTransports(hal, dropped), { polling: "connected", websocket: "refused", default: "connected" });
@@ -259,7 +263,8 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
       await waitForStatus(mal, "cannot connect");
       assert.deepEqual(await tryTransports(mal, proxied), { polling: "refused", websocket: "refused", default: "refused" });
     } finally {
-      await nginx.stop();
+      await keepsHost.stop();
+      await dropsPort.stop();
     }
   });
 
@@ -359,67 +364,6 @@ async function serveElsewhere(): Promise<Server> {
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return server;
-}
-
-/**
- * nginx on loopback in front of the cluster, with the WebSocket upgrade passed on: one port forwards
- * the browser's Host header ($http_host), the other the host without its port ($host).
- */
-async function startNginx(upstreamPort: number) {
-  const dir = mkdtempSync(join(tmpdir(), "browser-nginx-"));
-  chmodSync(dir, 0o755); // nginx's workers run as nobody
-  const [keepsHost, dropsPort] = [await freePort(), await freePort()];
-  const location = (host: string) => `
-      location / {
-        proxy_pass http://127.0.0.1:${upstreamPort};
-        proxy_http_version 1.1;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-        proxy_set_header Host ${host};
-        proxy_buffering off;
-      }`;
-  writeFileSync(
-    join(dir, "nginx.conf"),
-    `daemon off;
-    worker_processes 1;
-    pid ${dir}/nginx.pid;
-    error_log ${dir}/error.log warn;
-    events { worker_connections 256; }
-    http {
-      access_log off;
-      client_body_temp_path ${dir}/body;
-      proxy_temp_path ${dir}/proxy;
-      fastcgi_temp_path ${dir}/fastcgi;
-      uwsgi_temp_path ${dir}/uwsgi;
-      scgi_temp_path ${dir}/scgi;
-      map $http_upgrade $connection_upgrade { default upgrade; "" close; }
-      server { listen 127.0.0.1:${keepsHost}; ${location("$http_host")} }
-      server { listen 127.0.0.1:${dropsPort}; ${location("$host")} }
-    }
-`,
-  );
-  const child: ChildProcess = spawn(NGINX, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const exited = once(child, "exit");
-  // Ready once both ports answer.
-  for (const deadline = Date.now() + 10_000; ; await sleep(50)) {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    const up = await Promise.all([keepsHost, dropsPort].map((p) => fetch(`http://127.0.0.1:${p}/`).then(() => true, () => false)));
-    if (up.every(Boolean)) break;
-    if (Date.now() > deadline) throw new Error(`nginx did not answer: ${stderr}`);
-  }
-  return {
-    keepsHost,
-    dropsPort,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 function playwrightVersion(): string {

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { createClient } from "redis";
-import { freePort, startPrivateRedis } from "../tools/redis.ts";
-import { runToEnd, stopAll } from "../tools/harness.ts";
+import { freePort, startPrivateRedis } from "../support/redis.ts";
+import { runToEnd, stopAll } from "../support/scripts.ts";
 
 after(stopAll);
 

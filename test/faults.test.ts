@@ -11,85 +11,31 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis, startRedisServer } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
-
-type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-/** A Socket.IO client that records what it receives and every time it loses its connection. */
-interface Recorder {
-  socket: ChatSocket;
-  received: string[];
-  disconnects: number;
-  disconnectReasons: string[];
-  connectErrors: string[];
-}
-
-function record(url: string, options: Parameters<typeof connect>[1] = {}): Recorder {
-  const socket: ChatSocket = connect(url, { forceNew: true, ...options });
-  const recorder: Recorder = { socket, received: [], disconnects: 0, disconnectReasons: [], connectErrors: [] };
-  socket.on("chat message", (text) => recorder.received.push(text));
-  socket.on("disconnect", (reason) => {
-    recorder.disconnects++;
-    recorder.disconnectReasons.push(reason);
-  });
-  socket.on("connect_error", (err) => recorder.connectErrors.push(err.message));
-  return recorder;
-}
-
-/** The worker that logged the connection of this socket id. */
-async function workerOf(server: Script, socketId: string): Promise<string> {
-  return (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socketId}$`), 20_000))[1]!;
-}
-
-function connected(socket: Socket, ms = 15_000): Promise<void> {
-  if (socket.connected) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`a client did not connect within ${ms} ms`)), ms);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-
-/** The process ids of the cluster workers: the primary's children that run index.ts (tsx may add esbuild). */
-function workerPids(primaryPid: number): number[] {
-  const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(primaryPid)], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .filter((line) => line.trimEnd().endsWith("index.ts"))
-    .map((line) => Number(line.trim().split(/\s+/)[0]));
-}
-
-async function startCluster(redisUrl: string, extraEnv: Record<string, string> = {}) {
-  const port = await freePort();
-  const server = run("index.ts", [], { REDIS_URL: redisUrl, PORT: String(port), WORKERS: "2", ...extraEnv });
-  await server.waitFor("listening on port", 30_000);
-  return { server, url: `http://127.0.0.1:${port}` };
-}
+import type { Socket } from "socket.io-client";
+import type { ServerToClientEvents } from "../lib/chat.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { freePort, type RunningRedis, startRedisServer } from "../support/redis.ts";
+import { run, runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { type ChatSocket, connected, type Recorder, record } from "../support/sockets.ts";
 
 describe("a worker killed with SIGKILL", () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let url: string;
 
   before(async () => {
-    redis = await startPrivateRedis();
-    ({ server, url } = await startCluster(redis.url));
+    cluster = await startCluster();
+    ({ server, url } = cluster);
   });
 
   after(async () => {
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   test("is replaced; its clients come back and chat, the other worker's clients notice nothing", async () => {
     const clients: Recorder[] = [];
-    const emitterClient = createClient({ url: redis.url });
+    const emitterClient = createClient({ url: cluster.redis.url });
     let ticker: NodeJS.Timeout | undefined;
     try {
       // One at a time: least-connection counts a client once its worker has reported it.
@@ -110,7 +56,7 @@ describe("a worker killed with SIGKILL", () => {
       ticker = setInterval(() => emitter.emit("chat message", `tick ${tick++}`), 50);
 
       await until(() => clients.every((c) => c.received.includes("tick 5")), 20_000, "every client gets the first ticks");
-      const [victimPid] = workerPids(server.child.pid!);
+      const [victimPid] = cluster.workerPids();
       process.kill(victimPid!, "SIGKILL");
       const died = await server.waitFor(/^worker: (\d+) died \(SIGKILL\), starting a new one$/);
       const victims = clients.filter((_, i) => workers[i] === died[1]);
@@ -154,13 +100,15 @@ describe("a worker killed with SIGKILL", () => {
 describe("Redis restarts under the running cluster", () => {
   let redisPort: number;
   let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let url: string;
 
   before(async () => {
     redisPort = await freePort();
     redis = await startRedisServer(redisPort);
-    ({ server, url } = await startCluster(`redis://127.0.0.1:${redisPort}`));
+    cluster = await startCluster({ redis: { url: `redis://127.0.0.1:${redisPort}` } });
+    ({ server, url } = cluster);
   });
 
   after(async () => {
@@ -229,7 +177,7 @@ describe("Redis restarts under the running cluster", () => {
     const lostBefore = server.stderr.filter((line) => line.includes("lost Redis")).length;
     await redis.stop();
     await until(() => server.stderr.filter((line) => line.includes("lost Redis")).length === lostBefore + 2, 20_000, "both workers report the outage");
-    const [victimPid] = workerPids(server.child.pid!);
+    const [victimPid] = cluster.workerPids();
     process.kill(victimPid!, "SIGKILL");
     await server.waitFor(/^worker: (\d+) died \(SIGKILL\), starting a new one$/);
     await sleep(3000); // several of the replacement's connection attempts
@@ -291,7 +239,7 @@ describe("Redis with a password and TLS (rediss://)", () => {
     plainUrl = `redis://:s3cret@127.0.0.1:${port}`;
     tlsUrl = `rediss://:s3cret@localhost:${tlsPort}`;
     env = { REDIS_URL: tlsUrl, NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") };
-    ({ server, url } = await startCluster(tlsUrl, env));
+    ({ server, url } = await startCluster({ redis: { url: tlsUrl }, env }));
   });
 
   after(async () => {
@@ -341,15 +289,15 @@ describe("Redis with a password and TLS (rediss://)", () => {
 });
 
 describe("bad input from clients", () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let url: string;
   let b: Script; // the kit's client.ts, to see what reaches a terminal
   let a: Recorder;
 
   before(async () => {
-    redis = await startPrivateRedis();
-    ({ server, url } = await startCluster(redis.url));
+    cluster = await startCluster();
+    ({ server, url } = cluster);
     b = run("client.ts", ["B"], { SERVER_URL: url });
     await b.waitFor(/^connected, id: /);
     a = record(url);
@@ -359,7 +307,7 @@ describe("bad input from clients", () => {
   after(async () => {
     a?.socket.disconnect();
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   /** Sends with a fresh client on each worker in turn, then checks that only `expected` reached B. */
@@ -456,21 +404,18 @@ describe("bad input from clients", () => {
 });
 
 describe("SIGTERM while messages are being delivered", () => {
-  let redis: RunningRedis;
-
-  before(async () => {
-    redis = await startPrivateRedis();
-  });
+  let cluster: Cluster | undefined;
 
   after(async () => {
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   test("every client gets every message its worker took from Redis, and the server exits 0 within 10 s", async (t) => {
-    const { server, url } = await startCluster(redis.url);
+    cluster = await startCluster();
+    const { server, url } = cluster;
     const clients: Recorder[] = [];
-    const emitterClient = createClient({ url: redis.url });
+    const emitterClient = createClient({ url: cluster.redis.url });
     let publishing = true;
     try {
       for (let i = 0; i < 20; i++) {

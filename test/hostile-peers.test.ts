@@ -10,24 +10,17 @@ import { connect as connectTcp, type Socket as TcpSocket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, type Runtime, type Script, sleep, stopAll, until } from "../tools/harness.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { type RunningRedis, startPrivateRedis } from "../support/redis.ts";
+import { type Runtime, type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { type Recorder, record } from "../support/sockets.ts";
 
-type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 const REQUEST_TIMEOUT = 1500;
 
-interface Chatter {
-  socket: ChatSocket;
-  received: string[];
-}
+type Chatter = Recorder;
 
 function chatter(url: string): Chatter {
-  const socket: ChatSocket = connect(url, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 500 });
-  const c: Chatter = { socket, received: [] };
-  socket.on("chat message", (text) => c.received.push(text));
-  return c;
+  return record(url, { reconnectionDelay: 100, reconnectionDelayMax: 500 });
 }
 
 /** A message from A reaches B and one from B reaches A. */
@@ -66,22 +59,20 @@ async function sendThenReset(port: number, bytes: string | Buffer, waitMs = 100)
 
 for (const runtime of ["node", "bun", "deno"] as Runtime[]) {
   describe(`the sticky primary on ${runtime}, against hostile TCP peers`, () => {
-    let redis: RunningRedis;
+    let cluster: Cluster;
     let server: Script;
     let port: number;
     let a: Chatter;
     let b: Chatter;
 
     before(async () => {
-      redis = await startPrivateRedis();
-      port = await freePort();
-      server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2", REQUEST_TIMEOUT: String(REQUEST_TIMEOUT) }, runtime);
-      await server.waitFor("listening on port", 60_000);
-      a = chatter(`http://127.0.0.1:${port}`);
-      b = chatter(`http://127.0.0.1:${port}`);
+      cluster = await startCluster({ runtime, env: { REQUEST_TIMEOUT: String(REQUEST_TIMEOUT) } });
+      ({ server, port } = cluster);
+      a = chatter(cluster.url);
+      b = chatter(cluster.url);
       // Both known to their workers before anyone chats: a broadcast reaches only who is there.
       await until(() => a.socket.connected && b.socket.connected, 20_000, "both clients connected");
-      for (const c of [a, b]) await server.waitFor(`connected, id: ${c.socket.id}`, 20_000);
+      for (const c of [a, b]) await workerOf(server, c.socket.id!);
       await chatBothWays(a, b, "before");
     });
 
@@ -89,7 +80,7 @@ for (const runtime of ["node", "bun", "deno"] as Runtime[]) {
       a?.socket.disconnect();
       b?.socket.disconnect();
       await stopAll();
-      await redis?.stop();
+      await cluster?.stop();
     });
 
     test("resets at every point of a request leave the same server up and the honest clients chatting", async () => {
@@ -182,10 +173,8 @@ describe("a malformed message on Redis, inside a burst of many", () => {
 
   for (const adapter of ["classic", "sharded", "streams"] as const) {
     test(`costs exactly that message under ADAPTER=${adapter}, with one log line`, async (t) => {
-      const port = await freePort();
-      const server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2", ADAPTER: adapter });
-      await server.waitFor("listening on port", 60_000);
-      const clients = [chatter(`http://127.0.0.1:${port}`), chatter(`http://127.0.0.1:${port}`)];
+      const { server, url } = await startCluster({ redis, adapter });
+      const clients = [chatter(url), chatter(url)];
       const publisher = createClient({ url: redis.url });
       try {
         await publisher.connect();

@@ -12,14 +12,17 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { run, runToEnd, type Script, stopAll } from "../tools/harness.ts";
-import { type BalancerName, cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
+import { run, runToEnd, type Script, stopAll } from "../support/scripts.ts";
+import type { BalancerName } from "../support/topology/balancers.ts";
+import { type Topology, up } from "../support/topology/hosts.ts";
+import { cannotCreateNamespaces } from "../support/topology/namespaces.ts";
 
 const unavailable = cannotCreateNamespaces();
 const skip = unavailable && process.env.CI !== "true" ? `cannot run hosts here: ${unavailable}` : false;
 
 describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
   let topology: Topology;
+  let balancers: Record<BalancerName, string>;
   let hosts: Script[];
   let env: Record<string, string>;
   const matrix: string[] = [];
@@ -27,6 +30,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
   before(async () => {
     if (unavailable) throw new Error(`CI=true, and hosts cannot run here: ${unavailable}`);
     topology = await up({ hosts: 2, clients: 6, single: true, balancers: true });
+    balancers = topology.balancers!;
     env = topology.redis.single!;
     hosts = await topology.startHosts(env, 2);
   });
@@ -42,7 +46,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
     const byHost = new Map<number, { script: Script; id: string }>();
     const landed: number[] = [];
     for (const ns of topology.clients) {
-      const script = run("client.ts", [`U${ns.name}`], { SERVER_URL: topology.balancers[balancer], ...clientEnv }, "node", { netns: ns.netns });
+      const script = run("client.ts", [`U${ns.name}`], { SERVER_URL: balancers[balancer], ...clientEnv }, "node", { netns: ns.netns });
       const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
       const host = await topology.hostOf(hosts, id);
       assert.ok(host >= 0, `no host logged the connection of ${id}`);
@@ -92,7 +96,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
   test("nginx address hashing: clients sharing one address (one NAT) all land on one host", async () => {
     const landed: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const script = run("client.ts", [`N${i}`], { SERVER_URL: topology.balancers.nginx }, "node", { netns: topology.clients[0]!.netns });
+      const script = run("client.ts", [`N${i}`], { SERVER_URL: balancers.nginx }, "node", { netns: topology.clients[0]!.netns });
       const id = (await script.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
       landed.push(await topology.hostOf(hosts, id));
       await script.stop();
@@ -102,7 +106,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
   });
 
   test("round robin in front of long-polling: the second request reaches the other host, HTTP 400 Session ID unknown", async () => {
-    const base = `${topology.balancers.roundRobin}/socket.io/?EIO=4&transport=polling`;
+    const base = `${balancers.roundRobin}/socket.io/?EIO=4&transport=polling`;
     const handshake = await fetch(base);
     const { sid } = JSON.parse((await handshake.text()).slice(1)) as { sid: string }; // "0{...}": an open packet
     const answers = [];
@@ -116,7 +120,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
       JSON.stringify(answers),
     );
     // client.ts with default transports through it does not get connected.
-    const client = await runToEnd("client.ts", ["P"], { SERVER_URL: topology.balancers.roundRobin }, "node", 20_000, { netns: topology.clients[0]!.netns });
+    const client = await runToEnd("client.ts", ["P"], { SERVER_URL: balancers.roundRobin }, "node", 20_000, { netns: topology.clients[0]!.netns });
     assert.equal(client.code, 1);
     assert.ok(!client.stdout.some((line) => line.startsWith("connected")), client.stdout.join("\n"));
     matrix.push(`  ${"round robin, default transports (long-polling first)".padEnd(58)} fails: HTTP 400 ${answers.find((a) => a.status === 400)?.body}; client.ts: "${client.stderr[0]}"`);
@@ -125,7 +129,7 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
   test("HAProxy for a client that keeps no cookie: its requests are spread like round robin's", async () => {
     const results: string[] = [];
     for (const ns of topology.clients.slice(0, 2)) {
-      const client = await runToEnd("client.ts", ["N"], { SERVER_URL: topology.balancers.haproxy }, "node", 20_000, { netns: ns.netns });
+      const client = await runToEnd("client.ts", ["N"], { SERVER_URL: balancers.haproxy }, "node", 20_000, { netns: ns.netns });
       results.push(client.stdout.some((line) => line.startsWith("connected")) ? "connected" : `failed: ${client.stderr[0]}`);
     }
     assert.ok(results.some((result) => result.startsWith("failed")), results.join("; "));

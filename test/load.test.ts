@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runToEnd } from "../tools/harness.ts";
+import { runToEnd } from "../support/scripts.ts";
 
 test("bench/load.ts: 50 clients x 200 messages over 2 workers, all delivered in order, none twice", async () => {
   const result = await runToEnd("bench/load.ts", [], { CLIENTS: "50", MESSAGES: "200", ROUNDS: "1", CLIENT_PROCESSES: "2" }, "node", 120_000);

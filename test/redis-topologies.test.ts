@@ -1,6 +1,6 @@
 /**
  * Every adapter on a Redis Cluster (3 masters + 3 replicas) and on a Sentinel group (1 master,
- * 1 replica, 3 sentinels), with index.ts on two hosts (network namespaces, tools/topology.ts):
+ * 1 replica, 3 sentinels), with index.ts on two hosts (network namespaces, support/topology/):
  * a client on each host chat with each other, both get the emitter's broadcast and only the
  * targeted one its message. Then the master that carries the adapter's traffic is killed (kill -9):
  * nothing crashes, each worker logs the outage once, the emitter ends in one line rather than
@@ -16,8 +16,9 @@ import { createSentinel } from "redis";
 import { Server } from "socket.io";
 import { ADAPTERS, readRedisConfig } from "../lib/config.ts";
 import { createRedisClient } from "../lib/redis/client.ts";
-import { run, runToEnd, type Script, sleep, stopAll } from "../tools/harness.ts";
-import { cannotCreateNamespaces, type Topology, up } from "../tools/topology.ts";
+import { run, runToEnd, type Script, sleep, stopAll } from "../support/scripts.ts";
+import { type Topology, up } from "../support/topology/hosts.ts";
+import { cannotCreateNamespaces, type Namespace } from "../support/topology/namespaces.ts";
 
 const unavailable = cannotCreateNamespaces();
 const skip = unavailable && process.env.CI !== "true" ? `cannot run hosts here: ${unavailable}` : false;
@@ -63,12 +64,12 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
   for (const kind of ["cluster", "sentinel"] as const) {
     for (const adapter of ADAPTERS) {
       test(`${kind}, ADAPTER=${adapter}: chat across hosts, emitter, a master killed`, async () => {
-        await topology.waitHealthy(); // the node killed by the case before is back and linked
+        await topology.redis.waitHealthy(); // the node killed by the case before is back and linked
         const env = { ...(kind === "cluster" ? topology.redis.cluster! : topology.redis.sentinel!), ADAPTER: adapter };
         // One worker per host: then "the master this host's subscriber uses" is one node.
         const hosts = await topology.startHosts(env, 1);
-        const [c1, c2] = topology.clients as [Topology["clients"][0], Topology["clients"][0]];
-        const [h1, h2] = topology.hosts as [Topology["hosts"][0], Topology["hosts"][0]];
+        const [c1, c2] = topology.clients as [Namespace, Namespace];
+        const [h1, h2] = topology.hosts as [Namespace, Namespace];
         const a = run("client.ts", ["A"], { SERVER_URL: `http://${h1.ip}:3000` }, "node", { netns: c1.netns });
         const b = run("client.ts", ["B"], { SERVER_URL: `http://${h2.ip}:3000` }, "node", { netns: c2.netns });
         let victim: number | undefined;
@@ -84,12 +85,12 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         // stream's master, the node host 2's classic subscriber sits on, or Sentinel's master.
         victim =
           kind === "sentinel"
-            ? await topology.sentinelMasterPort()
+            ? await topology.redis.sentinelMasterPort()
             : adapter === "classic"
-              ? await topology.clusterMasterOfSubscribers(h2.ip)
-              : await topology.clusterMasterOf(adapter === "streams" ? "socket.io" : "socket.io#/#");
+              ? await topology.redis.clusterMasterOfSubscribers(h2.ip)
+              : await topology.redis.clusterMasterOf(adapter === "streams" ? "socket.io" : "socket.io#/#");
         const killedAt = Date.now();
-        await topology.killRedis(victim);
+        await topology.redis.kill(victim);
 
         // The emitter while the master is away: an answer (sent, or one line and exit 1), never a hang.
         const during = runToEnd("emitter.ts", ["--message", "during the outage"], env, "node", 20_000);
@@ -127,7 +128,7 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
           await a.stop();
           await b.stop();
           await topology.stopHosts();
-          if (victim !== undefined) await topology.restartRedis(victim); // rejoins as a replica; the next case waits for it
+          if (victim !== undefined) await topology.redis.restart(victim); // rejoins as a replica; the next case waits for it
         }
       });
     }

@@ -1,25 +1,23 @@
 /**
  * A sick Redis against the real scripts: a redis-server frozen with SIGSTOP (it accepts TCP and
  * answers nothing), another service on REDIS_URL's port, a half-open path between the workers and
- * Redis (tools/tcp-proxy.ts stops forwarding without closing), and Redis cutting a subscriber
+ * Redis (support/tcp-proxy.ts stops forwarding without closing), and Redis cutting a subscriber
  * that fell behind. The assertions are on what honest clients receive and on what the scripts
  * say; how long things take is printed (t.diagnostic), and measured by bench/sick-redis.ts.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
+import type { ServerToClientEvents } from "../lib/chat.ts";
 import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
-import { run, type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../tools/harness.ts";
-import { freePort, type RunningRedis, startRedisServer } from "../tools/redis.ts";
-import { startTcpProxy, type TcpProxy } from "../tools/tcp-proxy.ts";
-
-type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { freePort, type RunningRedis, startRedisServer } from "../support/redis.ts";
+import { type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { connected, type Recorder, record } from "../support/sockets.ts";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 /** A service that is not Redis: it answers anything with an HTTP error and keeps the connection. */
 async function notRedis(): Promise<Server> {
@@ -80,7 +78,7 @@ for (const adapter of ["classic", "streams"] as const) describe(`a running clust
   let redis: RunningRedis;
   let proxy: TcpProxy;
   let server: Script;
-  let clients: { socket: ChatSocket; received: string[] }[];
+  let clients: Recorder[];
   let publisher: ReturnType<typeof createClient>;
   let emit: (text: string) => unknown;
   let tick = 0;
@@ -89,18 +87,15 @@ for (const adapter of ["classic", "streams"] as const) describe(`a running clust
   before(async () => {
     redis = await startRedisServer(await freePort());
     proxy = await startTcpProxy(Number(new URL(redis.url).port));
-    const port = await freePort();
-    server = run("index.ts", [], { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, PORT: String(port), WORKERS: "2", REDIS_TIMEOUT: String(REDIS_TIMEOUT), ADAPTER: adapter });
-    await server.waitFor("listening on port", 60_000);
+    const cluster = await startCluster({ redis: { url: `redis://127.0.0.1:${proxy.port}` }, adapter, env: { REDIS_TIMEOUT: String(REDIS_TIMEOUT) } });
+    server = cluster.server;
     clients = [];
     const workers = new Set<string>();
     for (let i = 0; i < 2; i++) {
-      const socket: ChatSocket = connect(`http://127.0.0.1:${port}`, { forceNew: true, transports: ["websocket"] });
-      const c = { socket, received: [] as string[] };
-      socket.on("chat message", (text) => c.received.push(text));
+      const c = record(cluster.url, { transports: ["websocket"] });
       clients.push(c);
-      await until(() => socket.connected, 10_000, "connected");
-      workers.add((await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socket.id}$`), 10_000))[1]!);
+      await connected(c.socket, 10_000);
+      workers.add(await workerOf(server, c.socket.id!, 10_000));
     }
     assert.equal(workers.size, 2, "one client on each worker");
     // The test publishes straight to Redis, around the proxy: only the workers' path is broken.
@@ -180,14 +175,14 @@ for (const adapter of ["classic", "streams"] as const) describe(`a running clust
 
 describe("Redis cutting a subscriber that fell behind (client-output-buffer-limit pubsub)", () => {
   let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
 
   before(async () => {
     // A low limit, so that a worker frozen for a few seconds passes it.
     redis = await startRedisServer(await freePort(), ["--client-output-buffer-limit", "pubsub 262144 0 0"]);
-    const port = await freePort();
-    server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "2" });
-    await server.waitFor("listening on port", 60_000);
+    cluster = await startCluster({ redis });
+    server = cluster.server;
   });
   after(async () => {
     await stopAll();
@@ -195,19 +190,15 @@ describe("Redis cutting a subscriber that fell behind (client-output-buffer-limi
   });
 
   test("is told as a cut, not as a Redis restart; the other worker's clients lose nothing", async (t) => {
-    const url = server.stdout.find((line) => line.startsWith("listening on port"))!.match(/port (\d+)/)![1]!;
-    const clients: { socket: ChatSocket; received: string[]; worker: string }[] = [];
+    const clients: (Recorder & { worker: string })[] = [];
     const publisher = createClient({ url: redis.url });
     let ticker: NodeJS.Timeout | undefined;
     let frozenPid: number | undefined;
     try {
       for (let i = 0; i < 2; i++) {
-        const socket: ChatSocket = connect(`http://127.0.0.1:${url}`, { forceNew: true, transports: ["websocket"] });
-        const c = { socket, received: [] as string[], worker: "" };
-        socket.on("chat message", (text) => c.received.push(text));
-        await until(() => socket.connected, 10_000, "connected");
-        c.worker = (await server.waitFor(new RegExp(`^worker: (\\d+), connected, id: ${socket.id}$`), 10_000))[1]!;
-        clients.push(c);
+        const c = record(cluster.url, { transports: ["websocket"] });
+        await connected(c.socket, 10_000);
+        clients.push(Object.assign(c, { worker: await workerOf(server, c.socket.id!, 10_000) }));
       }
       assert.notEqual(clients[0]!.worker, clients[1]!.worker, "one client on each worker");
       await publisher.connect();
@@ -221,10 +212,7 @@ describe("Redis cutting a subscriber that fell behind (client-output-buffer-limi
 
       // Freeze one worker: once the kernel's socket buffers are full (several MB on loopback),
       // Redis queues for its subscriber until the limit, then cuts it.
-      const [pid] = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(server.child.pid)], { encoding: "utf8" })
-        .split("\n")
-        .filter((line) => line.trimEnd().endsWith("index.ts"))
-        .map((line) => Number(line.trim().split(/\s+/)[0]));
+      const [pid] = cluster.workerPids();
       frozenPid = pid!;
       const from = server.stderr.length;
       process.kill(frozenPid, "SIGSTOP");

@@ -5,67 +5,52 @@
  * them, get every message. Memory figures: bench/slow-readers.ts.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
-import { io as connect, type Socket } from "socket.io-client";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "../lib/chat.ts";
-import { run, type Script, sleep, stopAll, until } from "../tools/harness.ts";
+import type { ServerToClientEvents } from "../lib/chat.ts";
+import { type Cluster, startCluster } from "../support/cluster.ts";
+import { rssOf } from "../support/processes.ts";
+import { type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { record, startReaders } from "../support/sockets.ts";
 
 const MAX_CLIENT_BACKLOG = 2 * 2 ** 20;
 const MESSAGE = "x".repeat(5000);
 const RATE = 400; // messages per second: 2 MB/s to every client
 const SECONDS = 10;
 
-/** The RSS of the primary's children (the workers), in MB. */
-function workersRss(primaryPid: number): number {
-  const pids = execFileSync("ps", ["-o", "pid=", "--ppid", String(primaryPid)], { encoding: "utf8" }).trim().split(/\s+/);
-  let kb = 0;
-  for (const pid of pids) {
-    const match = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
-    kb += Number(match?.[1] ?? 0);
-  }
-  return Math.round(kb / 1024);
+/** The RSS of the cluster's workers together, in MB. */
+function workersRss(cluster: Cluster): number {
+  return Math.round(cluster.workerPids().reduce((bytes, pid) => bytes + rssOf(pid), 0) / 2 ** 20);
 }
 
 describe("clients that stop reading, under a flood", () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let url: string;
 
   before(async () => {
-    redis = await startPrivateRedis();
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    server = run("index.ts", [], { REDIS_URL: redis.url, PORT: String(port), WORKERS: "1", MAX_CLIENT_BACKLOG: String(MAX_CLIENT_BACKLOG) });
-    await server.waitFor("listening on port", 60_000);
+    cluster = await startCluster({ workers: 1, env: { MAX_CLIENT_BACKLOG: String(MAX_CLIENT_BACKLOG) } });
+    ({ server, url } = cluster);
   });
 
   after(async () => {
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   test("are cut and reconnect; healthy clients, websocket and long-polling, get every message", async (t) => {
-    const healthy: { socket: Socket<ServerToClientEvents, ClientToServerEvents>; received: number }[] = [];
-    for (const transports of [["websocket"], ["polling"]]) {
-      const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connect(url, { forceNew: true, transports });
-      const h = { socket, received: 0 };
-      socket.on("chat message", (text) => void (text === MESSAGE && h.received++));
-      healthy.push(h);
-    }
-    const stuck = run("tools/readers.ts", [url, "3"], {});
-    const publisher = createClient({ url: redis.url });
+    // Only MESSAGE is sent: counting is enough, and keeps 2 x 20 MB of texts out of memory.
+    const healthy = [["websocket"], ["polling"]].map((transports) => record(url, { transports }, { keepTexts: false }));
+    const stuck = startReaders(url, 3);
+    const publisher = createClient({ url: cluster.redis.url });
     let ticker: NodeJS.Timeout | undefined;
     try {
       await publisher.connect();
-      await until(() => healthy.every((h) => h.socket.connected) && stuck.stdout.filter((l) => l.startsWith("connected ")).length === 3, 20_000, "everyone connected");
-      const stuckIds = stuck.stdout.filter((l) => l.startsWith("connected ")).map((l) => l.slice(10));
-      const rssBefore = workersRss(server.child.pid!);
-      process.kill(stuck.child.pid!, "SIGSTOP");
+      await until(() => healthy.every((h) => h.socket.connected) && stuck.ids().length === 3, 20_000, "everyone connected");
+      const stuckIds = stuck.ids();
+      const rssBefore = workersRss(cluster);
+      stuck.freeze();
 
       const emitter = new Emitter<ServerToClientEvents>(publisher);
       const total = RATE * SECONDS;
@@ -73,15 +58,15 @@ describe("clients that stop reading, under a flood", () => {
       let rssPeak = 0;
       ticker = setInterval(() => {
         for (let i = 0; i < RATE / 20 && sent < total; i++, sent++) emitter.emit("chat message", MESSAGE);
-        rssPeak = Math.max(rssPeak, workersRss(server.child.pid!));
+        rssPeak = Math.max(rssPeak, workersRss(cluster));
       }, 50);
       await until(() => sent === total, (SECONDS + 20) * 1000, "the flood is sent");
       clearInterval(ticker);
-      await until(() => healthy.every((h) => h.received === total), 20_000, `healthy clients got ${total} messages`).catch(() => {});
+      await until(() => healthy.every((h) => h.count === total), 20_000, `healthy clients got ${total} messages`).catch(() => {});
       t.diagnostic(`worker RSS: ${rssBefore} MB before, peak ${rssPeak} MB during the flood (3 stuck readers, limit ${MAX_CLIENT_BACKLOG / 2 ** 20} MiB)`);
-      t.diagnostic(`healthy: websocket ${healthy[0]!.received}, polling ${healthy[1]!.received} of ${total}`);
+      t.diagnostic(`healthy: websocket ${healthy[0]!.count}, polling ${healthy[1]!.count} of ${total}`);
 
-      for (const h of healthy) assert.equal(h.received, total, "a healthy client got every message");
+      for (const h of healthy) assert.equal(h.count, total, "a healthy client got every message");
       const cuts = server.stdout.filter((line) => /closed the connection of a client that does not read/.test(line));
       for (const h of healthy) assert.ok(!cuts.some((line) => line.includes(h.socket.io.engine.id)), `a healthy client was cut: ${cuts.join("\n")}`);
       assert.equal(cuts.length, 3, `one line per stuck client:\n${cuts.join("\n")}`);
@@ -90,13 +75,10 @@ describe("clients that stop reading, under a flood", () => {
       assert.equal(stuckIds.length, 3);
 
       // Thawed, the stuck clients find their connection gone and come back by themselves.
-      process.kill(stuck.child.pid!, "SIGCONT");
-      await until(() => stuck.stdout.filter((l) => l.startsWith("connected ")).length === 6, 20_000, "the stuck clients reconnect");
+      stuck.thaw();
+      await until(() => stuck.ids().length === 6, 20_000, "the stuck clients reconnect");
     } finally {
       clearInterval(ticker);
-      try {
-        process.kill(stuck.child.pid!, "SIGCONT");
-      } catch {}
       for (const h of healthy) h.socket.disconnect();
       await publisher.close().catch(() => {});
       await stuck.stop();

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type Runtime, runToEnd } from "../tools/harness.ts";
+import { type Runtime, runToEnd } from "../support/scripts.ts";
 
 const RUNTIMES: Runtime[] = ["node", "bun", "deno"];
 

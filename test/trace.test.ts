@@ -1,6 +1,6 @@
 /**
  * docs/ is the thing under test here: every ```trace block in docs/ must match a live capture
- * of the same step (tools/capture.ts), and the example of docs/learn/any-language.md must deliver.
+ * of the same step (support/capture.ts), and the example of docs/learn/any-language.md must deliver.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
  * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
@@ -22,9 +22,9 @@ import {
   STEP_TITLES,
   type Trace,
   captureTrace,
-} from "../tools/capture.ts";
-import { freePort, type RunningRedis, startPrivateRedis } from "../tools/redis.ts";
-import { ROOT, run, type Script, sleep, stopAll } from "../tools/harness.ts";
+} from "../support/capture.ts";
+import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import { ROOT, run, type Script, sleep, stopAll } from "../support/scripts.ts";
 
 const DOCS = `${ROOT}docs/`;
 const QUIET_MS = 1000;
@@ -83,7 +83,7 @@ describe("the traces in docs/ match a live capture", () => {
 });
 
 describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Socket.IO library", () => {
-  let redis: RunningRedis;
+  let cluster: Cluster;
   let server: Script;
   let a: Script;
   let b: Script;
@@ -94,23 +94,20 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
   const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}learn/any-language.md`, "utf8"));
 
   before(async () => {
-    redis = await startPrivateRedis();
-    const port = await freePort();
-    env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}` };
-    server = run("index.ts", [], { ...env, PORT: String(port), WORKERS: "2" });
-    await server.waitFor("listening on port", 30_000);
+    cluster = await startCluster();
+    ({ server, env } = cluster);
     a = run("client.ts", ["A"], env);
     idA = (await a.waitFor(/^connected, id: (\S+)$/))[1]!;
     b = run("client.ts", ["B"], env);
     others = [b, run("client.ts", ["C"], env), run("client.ts", ["D"], env)];
     const ids = await Promise.all(others.map(async (client) => (await client.waitFor(/^connected, id: (\S+)$/))[1]!));
-    const workers = await Promise.all([idA, ...ids].map(async (id) => (await server.waitFor(`connected, id: ${id}`))[0].split(",")[0]));
+    const workers = await Promise.all([idA, ...ids].map((id) => workerOf(server, id, 10_000)));
     assert.ok(workers.slice(1).includes(workers[0]!), `no other client shares A's worker: ${workers}`);
   });
 
   after(async () => {
     await stopAll();
-    await redis?.stop();
+    await cluster?.stop();
   });
 
   /** Runs the doc's definition block, then one of its usage blocks, as a reader would paste them. */
@@ -132,7 +129,7 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
 
   test("with A's id, A gets it and no one else, on either worker; MONITOR shows what the page shows", async () => {
     const from = others.map((client) => client.stdout.length);
-    const monitor = createClient({ url: redis.url });
+    const monitor = createClient({ url: cluster.redis.url });
     const seen: string[] = [];
     await monitor.connect();
     await monitor.monitor((line) => seen.push(line));

@@ -14,7 +14,9 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { ADAPTERS, isAdapterName } from "../lib/config.ts";
 import { EXIT_FAILURE, EXIT_USAGE } from "../lib/failures.ts";
-import { cannotCreateNamespaces, SENTINEL_MASTER, up } from "./topology.ts";
+import { up } from "../support/topology/hosts.ts";
+import { cannotCreateNamespaces } from "../support/topology/namespaces.ts";
+import { SENTINEL_MASTER } from "../support/topology/redis.ts";
 
 const USAGE = `usage: npm run hosts -- [--redis cluster|sentinel] [--adapter ${ADAPTERS.join("|")}] [--hosts N] [--workers N]`;
 
@@ -94,7 +96,7 @@ const redisEnv = Object.entries(env)
   .map(([name, value]) => `${name}=${value}`)
   .join(" ");
 const [c1, c2] = topology.clients;
-const { nginx, haproxy, roundRobin } = topology.balancers;
+const { nginx, haproxy, roundRobin } = topology.balancers!;
 console.log(`
 up in ${((Date.now() - started) / 1000).toFixed(1)} s (subnet ${topology.subnet}.0/24 on bridge ${topology.bridge}):
   hosts        ${topology.hosts.map((h) => `${h.name} ${h.ip}:3000`).join(", ")}
@@ -121,14 +123,14 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     if (verb === "masters") {
       const masters =
         redis === "cluster"
-          ? (await topology.cli(7001, "cluster", "nodes")).split("\n").filter((l) => / master /.test(` ${l.split(" ")[2]?.replace(/,/g, " ")} `))
-          : [`${topology.redis.ip}:${await topology.sentinelMasterPort()}`];
+          ? (await topology.redis.cli(7001, "cluster", "nodes")).split("\n").filter((l) => / master /.test(` ${l.split(" ")[2]?.replace(/,/g, " ")} `))
+          : [`${topology.redis.ip}:${await topology.redis.sentinelMasterPort()}`];
       console.log(masters.map((l) => l.split(" ").slice(1, 3).join(" ") || l).join("\n"));
     } else if (verb === "kill" && Number.isInteger(port)) {
-      await topology.killRedis(port);
+      await topology.redis.kill(port);
       console.log(`killed the Redis on port ${port}`);
     } else if (verb === "start" && Number.isInteger(port)) {
-      await topology.restartRedis(port);
+      await topology.redis.restart(port);
       console.log(`started the Redis on port ${port} again`);
     } else if (verb) {
       console.log('commands: masters, kill PORT, start PORT');

@@ -1,6 +1,6 @@
 /**
  * tools/screenshot.ts: `npm run screenshot`. Makes docs/images/two-pages.png from a real run: the
- * clustered index.ts (2 workers) on a private Redis, two chat pages in Chromium (tools/browser.ts)
+ * clustered index.ts (2 workers) on a private Redis, two chat pages in Chromium (support/browser.ts)
  * beside a client.ts user and emitter.ts, all talking; then one picture of the two pages and the
  * two terminals, composed in the same browser.
  *
@@ -10,9 +10,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
-import { ROOT, run, runToEnd, sleep, stopAll } from "./harness.ts";
-import { freePort, startPrivateRedis } from "./redis.ts";
-import { launchBrowser, missingBrowser } from "./browser.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
+import { launchBrowser, missingBrowser } from "../support/browser.ts";
+import { type Cluster, startCluster } from "../support/cluster.ts";
+import { ROOT, run, runToEnd, sleep, stopAll } from "../support/scripts.ts";
 
 const OUT = process.env.OUT ?? join(ROOT, "docs", "images", "two-pages.png");
 const missing = missingBrowser();
@@ -20,15 +21,18 @@ if (missing) {
   console.error(missing);
   process.exit(1);
 }
+if (process.env.PORT !== undefined && !/^\d+$/.test(process.env.PORT)) {
+  console.error(`PORT must be a port number, got "${process.env.PORT}"`);
+  process.exit(EXIT_USAGE);
+}
 
-const redis = await startPrivateRedis();
 const browser = await launchBrowser();
+let cluster: Cluster | undefined;
 try {
-  const port = process.env.PORT ?? String((await isFree(3000)) ? 3000 : await freePort());
-  const url = `http://localhost:${port}`;
-  const env = { REDIS_URL: redis.url, SERVER_URL: url };
-  const server = run("index.ts", [], { ...env, PORT: port, WORKERS: "2" });
-  await server.waitFor("listening on port", 20_000);
+  cluster = await startCluster({ port: process.env.PORT ? Number(process.env.PORT) : (await isFree(3000)) ? 3000 : undefined });
+  // localhost, as README.md writes it: the address shows in the picture.
+  const url = `http://localhost:${cluster.port}`;
+  const env = { ...cluster.env, SERVER_URL: url };
 
   const context = await browser.newContext({ viewport: { width: 520, height: 500 } });
   const openPage = async (name: string) => {
@@ -91,7 +95,7 @@ try {
 } finally {
   await browser.close();
   await stopAll();
-  await redis.stop();
+  await cluster?.stop();
 }
 
 function composition(url: string, annPng: string, bobPng: string, clientLines: string[], emitterLines: string[]): string {

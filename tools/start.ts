@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { findOrStartRedis } from "./redis.ts";
+import { findOrStartRedis } from "../support/redis.ts";
 
 // A Redis Cluster or a Sentinel group is named, not found: index.ts reads those variables itself.
 const topologyGiven = Boolean(process.env.REDIS_CLUSTER_URLS || process.env.REDIS_SENTINEL_URLS);

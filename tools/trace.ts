@@ -1,6 +1,6 @@
 /**
  * tools/trace.ts: `npm run trace`. Runs a scenario on a private Redis under MONITOR and prints
- * what Redis saw, step by step and decoded (see tools/capture.ts). A capture is also saved in a
+ * what Redis saw, step by step and decoded (see support/capture.ts). A capture is also saved in a
  * scratch folder; `--write` updates the committed captures in docs/captures/ instead.
  *
  *   npm run trace                       the post's scenario (classic adapter)
@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ADAPTERS, isAdapterName } from "../lib/config.ts";
 import { EXIT_USAGE } from "../lib/failures.ts";
-import { captureAdapterTour, captureTrace, renderTour, renderTrace } from "./capture.ts";
+import { captureAdapterTour, captureTrace, renderTour, renderTrace } from "../support/capture.ts";
 
 const args = process.argv.slice(2);
 const write = args.includes("--write");

@@ -1,5 +1,5 @@
 /**
- * tools/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
+ * support/capture.ts: what Redis sees while a scenario runs, step by step, and the annotated text
  * docs/ shows. `npm run trace` (tools/trace.ts) prints it, `-- --write` writes it to docs/captures/; test/trace.test.ts
  * captures the post's scenario again and compares it with the trace blocks in docs/.
  *
@@ -18,8 +18,10 @@ import { decode, encode } from "notepack.io";
 import { createClient } from "redis";
 import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
-import { run, runToEnd, type Script, sleep } from "./harness.ts";
+import { startCluster, workerOf } from "./cluster.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
+import { run, runToEnd, type Script, sleep } from "./scripts.ts";
+import { connected } from "./sockets.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
 export interface Command {
@@ -69,6 +71,8 @@ interface Session {
   port: number;
   /** Starts one of the kit's scripts with the session's environment; stopped at the end. */
   start(script: string, args: string[], extra?: Record<string, string>): Script;
+  /** Starts index.ts with 2 workers on the session's port and Redis; resolves once it listens. */
+  startServer(): Promise<Script>;
   /** Closes a step: the commands MONITOR showed since the last one, and what `named` printed. */
   endStep(title: string, shell: string, named?: Record<string, Script>): Promise<void>;
   socketNames: Map<string, string>;
@@ -105,6 +109,11 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
         scripts.push(started);
         return started;
       },
+      async startServer() {
+        const { server } = await startCluster({ redis, port, adapter, timeoutMs: 30_000 });
+        scripts.push(server);
+        return server;
+      },
       async endStep(title, shell, named = {}) {
         await sleep(SETTLE_MS);
         const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
@@ -138,19 +147,18 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
 
 /** The post's scenario on the classic adapter, as docs/learn/traces.md shows it. */
 export function captureTrace(): Promise<Trace> {
-  return capture("classic", async ({ env, port, start, endStep }) => {
-    const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
-    await server.waitFor("listening on port", 30_000);
+  return capture("classic", async ({ env, start, startServer, endStep }) => {
+    const server = await startServer();
     await endStep("server start", "PORT=3000 WORKERS=2 npx tsx index.ts", { server });
 
     const a = start("client.ts", ["A"]);
     const idA = (await a.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-    await server.waitFor(`connected, id: ${idA}`);
+    await workerOf(server, idA, 10_000);
     await endStep("client A connects", "npx tsx client.ts A", { server, A: a });
 
     const b = start("client.ts", ["B"]);
     const idB = (await b.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
-    await server.waitFor(`connected, id: ${idB}`);
+    await workerOf(server, idB, 10_000);
     await endStep("client B connects", "npx tsx client.ts B", { server, A: a, B: b });
 
     a.send("Hello");
@@ -183,7 +191,7 @@ export function captureTrace(): Promise<Trace> {
  * (socket.io-client, so that the streams run can drop B's connection and bring it back).
  */
 export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
-  return capture(adapter, async ({ env, port, start, endStep, socketNames }) => {
+  return capture(adapter, async ({ env, port, startServer, endStep, socketNames }) => {
     const step = async (title: string, action: () => Promise<unknown> = async () => {}) => {
       let timer: NodeJS.Timeout | undefined;
       const stuck = new Promise((_, reject) => {
@@ -197,14 +205,13 @@ export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
     const open = async (name: string) => {
       const socket = connect(`http://127.0.0.1:${port}`, { forceNew: true, transports: ["websocket"] });
       sockets.push(socket);
-      await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("connect_error", reject));
+      await connected(socket, STEP_TIMEOUT_MS, { firstTry: true });
       socketNames.set(socket.id!, name);
       return socket;
     };
 
     try {
-      const server = start("index.ts", [], { PORT: String(port), WORKERS: "2" });
-      await step("server start (2 workers)", () => server.waitFor("listening on port", 20_000));
+      await step("server start (2 workers)", startServer);
       const a = await open("<A>");
       await step("socket A connects");
       const b = await open("<B>");

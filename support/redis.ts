@@ -1,5 +1,5 @@
 /**
- * tools/redis.ts: finds a Redis for `npm start` and starts a private one for the tests.
+ * support/redis.ts: finds a Redis for `npm start` and starts a private one for the tests.
  *
  * Not part of the kit's runtime: index.ts, client.ts and emitter.ts only read REDIS_URL. This is
  * what lets `npm start` and `npm test` work on a fresh machine without setting anything up.

@@ -1,5 +1,7 @@
 /**
- * tools/harness.ts: runs the kit's real scripts as child processes and reads what they print.
+ * support/scripts.ts: runs the kit's real scripts as child processes and reads what they print,
+ * for the tests, the benchmarks and the npm scripts of tools/. Each runs in a process group of its
+ * own, so that stopping it reaches whatever it started (cluster workers, tsx's child).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -9,11 +11,11 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 export type Runtime = "node" | "bun" | "deno";
 
-/** The command line that runs a top-level script of the kit on a runtime. */
-export function commandFor(runtime: Runtime, script: string, args: string[] = []): string[] {
+/** The command line that runs a top-level script of the kit on a runtime; `flags` go to Node itself. */
+export function commandFor(runtime: Runtime, script: string, args: string[] = [], flags: string[] = []): string[] {
   switch (runtime) {
     case "node":
-      return [process.execPath, "--import", "tsx", script, ...args];
+      return [process.execPath, "--import", "tsx", ...flags, script, ...args];
     case "bun":
       return [`${ROOT}node_modules/.bin/bun`, script, ...args];
     case "deno":
@@ -39,14 +41,19 @@ export interface Script {
 
 const running = new Set<Script>();
 
-/** Where a script runs: `netns` names a network namespace (tools/topology.ts), entered with `ip netns exec`. */
+/**
+ * Where and how a script runs: `netns` names a network namespace (support/topology/namespaces.ts),
+ * entered with `ip netns exec`; `flags` are Node's own (`--trace-gc`), which NODE_OPTIONS refuses.
+ */
 export interface RunOptions {
   netns?: string;
+  flags?: string[];
 }
 
 /** Starts `script` (a file in the kit's root) on a runtime with extra environment variables. */
 export function run(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", options: RunOptions = {}): Script {
-  const direct = commandFor(runtime, script, args);
+  if (options.flags?.length && runtime !== "node") throw new Error(`flags are Node's: ${script} runs on ${runtime}`);
+  const direct = commandFor(runtime, script, args, options.flags);
   const [command, ...commandArgs] = options.netns ? ["ip", "netns", "exec", options.netns, ...direct] : direct;
   const child = spawn(command!, commandArgs, {
     cwd: ROOT,
@@ -54,7 +61,7 @@ export function run(script: string, args: string[], env: Record<string, string>,
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group: stop() reaches cluster workers and tsx's child too
   });
-  const label = [options.netns ? `(${options.netns})` : "", runtime, script, ...args].join(" ").trim();
+  const label = [options.netns ? `(${options.netns})` : "", runtime, ...(options.flags ?? []), script, ...args].join(" ").trim();
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
@@ -112,12 +119,7 @@ export function run(script: string, args: string[], env: Record<string, string>,
     },
     async stop(graceMs = 5000) {
       running.delete(handle);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      signalGroup(child, "SIGTERM");
-      const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
-      await exited;
-      clearTimeout(timer);
-      signalGroup(child, "SIGKILL"); // anything the process group left behind
+      await stopGroup(child, graceMs);
     },
   };
   running.add(handle);
@@ -149,12 +151,24 @@ export async function until(condition: () => boolean, ms = 10_000, what = String
   }
 }
 
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals) {
+/** `signal` to the process group that `child` leads (started with `detached: true`). */
+export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     process.kill(-child.pid!, signal);
   } catch {
     // the group is gone already
   }
+}
+
+/** SIGTERM to the group of `child`, SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
+export async function stopGroup(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  signalGroup(child, "SIGTERM");
+  const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+  signalGroup(child, "SIGKILL"); // anything the process group left behind
 }
 
 /** `text` as a literal inside a RegExp. */

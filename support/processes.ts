@@ -1,6 +1,7 @@
 /**
- * bench/proc.ts: processes, their CPU time and memory, read from Linux's /proc (the benchmark is
- * Linux only).
+ * support/processes.ts: processes, their CPU time and memory, read from Linux's /proc: which pids
+ * are a cluster's workers (to kill or freeze one), what they hold in memory and how much CPU they
+ * used. The tests that use it and the benchmarks are Linux only.
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -17,6 +18,11 @@ export function serverProcesses(rootPid: number, script: string, workersOnly: bo
   if (!workersOnly) return running.map((p) => p.pid);
   const ids = new Set(running.map((p) => p.pid));
   return running.filter((p) => ids.has(p.ppid)).map((p) => p.pid);
+}
+
+/** The workers of the cluster whose primary (or its runtime's launcher) is `rootPid` */
+export function workerPids(rootPid: number, script = "index.ts"): number[] {
+  return serverProcesses(rootPid, script, true);
 }
 
 /** rootPid and all its descendants, with their parent, command line and CPU time so far. */

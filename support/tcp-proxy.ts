@@ -1,5 +1,5 @@
 /**
- * tools/tcp-proxy.ts: a TCP proxy on loopback that can break a path the way a network does.
+ * support/tcp-proxy.ts: a TCP proxy on loopback that can break a path the way a network does.
  *
  * A half-open path (a NAT or firewall that forgot the connection, a cable pulled between two
  * switches) closes nothing: both ends keep a socket that looks fine, and what they send goes

@@ -1,5 +1,5 @@
 /**
- * tools/browser.ts: a real Chromium for the browser test and the screenshot script, driven by
+ * support/browser.ts: a real Chromium for the browser test and the screenshot script, driven by
  * playwright-core (which ships no browser: this is Debian's `chromium`, or what CHROME points at).
  */
 import { existsSync } from "node:fs";
