@@ -15,7 +15,6 @@
  */
 import cluster from "node:cluster";
 import { createServer as createNetServer } from "node:net";
-import { setupWorker } from "@socket.io/sticky";
 import { Server } from "socket.io";
 import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, printable, type ServerToClientEvents } from "./lib/chat.ts";
 import { readServerConfig } from "./lib/config.ts";
@@ -57,7 +56,6 @@ if (cluster.isPrimary) {
     connectionStateRecovery: stateRecovery(config.adapter),
     ...allowedOrigins(config.allowedOrigins), // pages of other sites may not connect
   });
-  setupWorker(io);
 
   // The chat runs on "/" and on "/lounge", with the same handlers.
   for (const nsp of CHAT_NAMESPACES.map((name) => io.of(name))) {
@@ -78,6 +76,6 @@ if (cluster.isPrimary) {
     answerChatRequests(nsp, config); // /join and /leave for emitter.ts --room, the page's question, --server-side
   }
 
-  await serve(io, redis, config); // tells the primary it serves, lets go of clients that stop reading, drains on SIGTERM
+  await serve(io, redis, config); // takes connections from the primary (sticky), lets go of clients that stop reading, drains on SIGTERM
   process.exit(0);
 }

@@ -1,7 +1,7 @@
 /**
  * lib/primary/sticky.ts: the primary's half of sticky sessions, @socket.io/sticky's setupMaster()
  * with the fixes it needs, applied in the order they need (the workers call sticky's setupWorker()
- * and echo the handoff barriers: lib/worker/handoffs.ts). docs/reference/sticky-sessions.md tells
+ * and echo the handoff barriers: lib/worker/lifecycle.ts). docs/reference/sticky-sessions.md tells
  * why each fix exists.
  */
 import cluster, { type Worker } from "node:cluster";

@@ -1,10 +1,12 @@
 /**
  * lib/worker/lifecycle.ts: a worker from "ready" to its exit, the counterpart of the primary's
- * lib/primary/workers.ts. Once the chat's handlers are in place, serve() echoes the primary's
- * handoff barriers (lib/worker/handoffs.ts), starts letting go of clients that stop
- * reading, and tells the primary that this worker serves; on SIGTERM or Ctrl-C it drains and
+ * lib/primary/workers.ts. Once the chat's handlers are in place, serve() takes the connections the
+ * primary hands over (@socket.io/sticky's setupWorker(), the worker's half of sticky sessions),
+ * echoes the primary's handoff barriers (lib/worker/handoffs.ts), starts letting go of clients that
+ * stop reading, and tells the primary that this worker serves; on SIGTERM or Ctrl-C it drains and
  * resolves, and the script exits.
  */
+import { setupWorker } from "@socket.io/sticky";
 import type { Server } from "socket.io";
 import type { ServerConfig } from "../config.ts";
 import { tellPrimary } from "../ipc.ts";
@@ -14,6 +16,7 @@ import { answerHandoffBarriers } from "./handoffs.ts";
 import { cutSlowReaders } from "./slow-readers.ts";
 
 export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog">): Promise<void> {
+  setupWorker(io);
   answerHandoffBarriers();
   cutSlowReaders(io, config.maxClientBacklog);
   tellPrimary({ type: "kit:ready" });
