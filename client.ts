@@ -1,7 +1,7 @@
 /**
  * client.ts: a terminal chat client. Each line you type goes to everyone else in the chat;
  * what they (or emitter.ts) send is printed as it arrives. `/join ROOM` and `/leave ROOM` enter
- * and leave a room, which emitter.ts --room can then reach.
+ * and leave a room, which emitter.ts --room can then reach; emitter.ts --user reaches you by name.
  *
  *   npx tsx client.ts A       (or: npm run client -- A)
  *   bun client.ts A
@@ -10,8 +10,9 @@
  *
  * Environment: SERVER_URL (http://localhost:3000; a path names the namespace), TRANSPORTS
  * (polling,websocket; "websocket" alone for a balancer without stickiness), WITH_CREDENTIALS
- * (1 keeps cookies, which a cookie-sticky balancer such as HAProxy's needs). See
- * docs/reference/production.md.
+ * (1 keeps cookies, which a cookie-sticky balancer such as HAProxy's needs; see
+ * docs/reference/production.md), AUTH_TOKEN (a token for a server in auth mode, which then names
+ * you; npm run token -- NAME makes one: docs/learn/users.md).
  */
 import { createInterface } from "node:readline";
 import { io, type Socket } from "socket.io-client";
@@ -25,11 +26,16 @@ onUncaught((failure) => {
   process.exit(failure.code);
 });
 
-const { user, serverUrl, transports, withCredentials } = readClientConfig(process.argv.slice(2));
+const { user, token, serverUrl, transports, withCredentials } = readClientConfig(process.argv.slice(2));
 
 // Default transports: HTTP long-polling first, then the upgrade to WebSocket. withCredentials makes
 // socket.io-client keep the cookies the server (or a balancer in front of it) sets, as a browser does.
-const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(serverUrl, { transports, withCredentials });
+// The handshake names the user (open mode) or shows the token that does (auth mode).
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(serverUrl, {
+  transports,
+  withCredentials,
+  auth: token === undefined ? { name: user } : { name: user, token },
+});
 let connectedOnce = false;
 let reportedOutage = false;
 
@@ -80,10 +86,21 @@ socket.on("chat message", (data) => {
 
 // Any other event (emitter.ts --event NAME) is printed with its name.
 socket.onAny((event: string, data: unknown) => {
-  if (event !== "chat message") console.log(printable(`${event}: ${String(data)}`));
+  if (event !== "chat message" && event !== "token expired") console.log(printable(`${event}: ${String(data)}`));
+});
+
+// Auth mode: the token's time is up, and the server lets this socket go: a new token is needed.
+socket.on("token expired", () => {
+  console.error("Error: the token expired, start again with a new AUTH_TOKEN");
+  process.exit(EXIT_FAILURE);
 });
 
 socket.on("connect_error", (err) => {
+  // Refused by the server, not out of reach: retrying with the same token cannot help.
+  if (err.message.startsWith("unauthorized:")) {
+    console.error(`Error: ${serverUrl} refused the connection: ${err.message}`);
+    process.exit(EXIT_FAILURE);
+  }
   if (!connectedOnce) {
     // Never reached the server: retrying would only hide a wrong URL or a stopped server.
     console.error(`Error: cannot connect to ${serverUrl}: ${err.message}`);
@@ -99,6 +116,8 @@ socket.on("connect_error", (err) => {
 socket.on("disconnect", (reason) => {
   console.log("disconnected");
   // "io server disconnect": the server let go of this socket on purpose (emitter.ts --disconnect),
-  // and a client does not reconnect after that.
-  if (reason === "io client disconnect" || reason === "io server disconnect") process.exit(0);
+  // and a client does not reconnect after that. "io client disconnect" is ours, at the end of
+  // input: the process ends by itself once the connection has written what was typed (over
+  // long-polling that takes one more request; an exit here would lose it).
+  if (reason === "io server disconnect") process.exit(0);
 });

@@ -16,14 +16,14 @@
 import cluster from "node:cluster";
 import { createServer as createNetServer } from "node:net";
 import { Server } from "socket.io";
-import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, printable, type ServerToClientEvents } from "./lib/chat.ts";
+import { CHAT_NAMESPACES, type ClientToServerEvents, type InterServerEvents, printable, type ServerToClientEvents, type SocketData } from "./lib/chat.ts";
 import { readServerConfig } from "./lib/config.ts";
 import { onUncaught } from "./lib/failures.ts";
 import { setupStickyPrimary } from "./lib/primary/sticky.ts";
 import { runWorkers } from "./lib/primary/workers.ts";
 import { connectWorkerRedis } from "./lib/redis/connections.ts";
 import { redisAdapter, stateRecovery } from "./lib/worker/adapters.ts";
-import { answerChatRequests, guardChatMessage } from "./lib/worker/chat.ts";
+import { guardChatMessage, setupChat } from "./lib/worker/chat.ts";
 import { workerHttpServer } from "./lib/worker/http.ts";
 import { serve } from "./lib/worker/lifecycle.ts";
 import { allowedOrigins } from "./lib/worker/origins.ts";
@@ -51,7 +51,7 @@ if (cluster.isPrimary) {
   // A request that is not Socket.IO's gets the worker's id, as in the post; a browser gets the page.
   const httpServer = workerHttpServer(config, (req, res) => res.end(`worker: ${workerId}`));
   const redis = await connectWorkerRedis(config); // its outages are watched and told (lib/redis/health.ts)
-  const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents>(httpServer, {
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(httpServer, {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),
     ...allowedOrigins(config.allowedOrigins), // pages of other sites may not connect
@@ -59,6 +59,8 @@ if (cluster.isPrimary) {
 
   // The chat runs on "/" and on "/lounge", with the same handlers.
   for (const nsp of CHAT_NAMESPACES.map((name) => io.of(name))) {
+    setupChat(nsp, config); // who each socket is (a name, or a token's sub), /join and /leave, the page's question, --server-side
+
     nsp.on("connection", (socket) => {
       console.log(`worker: ${workerId}, connected, id: ${socket.id}`);
 
@@ -72,8 +74,6 @@ if (cluster.isPrimary) {
         console.log(`disconnected, id: ${socket.id}`);
       });
     });
-
-    answerChatRequests(nsp, config); // /join and /leave for emitter.ts --room, the page's question, --server-side
   }
 
   await serve(io, redis, config); // takes connections from the primary (sticky), lets go of clients that stop reading, drains on SIGTERM

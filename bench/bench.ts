@@ -20,6 +20,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
+import { SignJWT } from "jose";
 import { createClient } from "redis";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { shardedStreamsEmitter } from "../lib/emitter/sharded-streams.ts";
@@ -43,7 +44,8 @@ const USAGE = `usage: npm run bench -- [options]
       --client-processes P  processes the clients are spread over (3)
       --transports LIST     client transports, comma-separated (websocket)
       --variant SPEC        one more cluster configuration: KEY=VALUE[,KEY=VALUE] extra
-                            environment, or the path of another server script (repeatable)
+                            environment, or the path of another server script (repeatable);
+                            with AUTH_SECRET=... the clients show tokens signed with it
       --profile DIR         write V8 CPU profiles of the server and client processes to DIR
                             (node only; summarize them with bench/profile.ts)`;
 
@@ -161,12 +163,19 @@ async function runOnce(config: Config, step: (text: string, counter?: boolean) =
   await sleep(500);
   const rssAtStart = sum(serverPids().map(rssOf));
 
+  // A server in auth mode (a variant with AUTH_SECRET) asks each client for a token: minted here,
+  // before the clock starts, one user per connection, as many users would connect.
+  const tokens = config.env.AUTH_SECRET ? await mintTokens(config.env.AUTH_SECRET, CLIENTS) : undefined;
   step("connecting");
   clients = forkClients(CLIENT_PROCESSES, PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}/${config.name.replace(/\W+/g, "_")}-clients`] : []);
   const started = now();
   const connected = await ask(
     clients,
-    clients.map((_, i) => ({ type: "connect", url, count: shareOf(CLIENTS, CLIENT_PROCESSES, i), transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS }) as const),
+    clients.map((_, i) => {
+      const count = shareOf(CLIENTS, CLIENT_PROCESSES, i);
+      const first = Array.from({ length: i }, (_, j) => shareOf(CLIENTS, CLIENT_PROCESSES, j)).reduce((a, b) => a + b, 0);
+      return { type: "connect", url, count, transports: TRANSPORTS, timeoutMs: CONNECT_TIMEOUT_MS, tokens: tokens?.slice(first, first + count) } as const;
+    }),
     "connected",
   );
   const connectSeconds = (now() - started) / 1000;
@@ -298,6 +307,13 @@ async function cpuNow(): Promise<Cpu> {
 // ---- small helpers --------------------------------------------------------------------------
 
 /** One status line, rewritten in place on a terminal; elsewhere (a log) only the steps, not the counters. */
+/** `count` HS256 tokens signed with `secret`, for users bench-0, bench-1... (lib/worker/identity.ts checks them). */
+async function mintTokens(secret: string, count: number): Promise<string[]> {
+  const key = new TextEncoder().encode(secret);
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  return Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ sub: `bench-${i}` }).setProtectedHeader({ alg: "HS256" }).setExpirationTime(exp).sign(key)));
+}
+
 function progress(text: string, counter = false) {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
   else if (text && !counter) process.stderr.write(`${text}\n`);

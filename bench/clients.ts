@@ -39,7 +39,7 @@ process.on("message", async (order: ToClients) => {
   switch (order.type) {
     case "connect": {
       const started = now();
-      const failures = await connectAll(order.url, order.count, order.transports, order.timeoutMs);
+      const failures = await connectAll(order.url, order.count, order.transports, order.timeoutMs, order.tokens);
       const ids = sockets.filter((socket) => socket.connected).map((socket) => socket.id!);
       reply({ type: "connected", ok: order.count - failures.length, failed: failures.length, reasons: failures.slice(0, 3), ms: now() - started, ids });
       break;
@@ -71,14 +71,18 @@ process.on("message", async (order: ToClients) => {
   }
 });
 
-/** Opens `count` connections, CONNECTING_AT_ONCE at a time; resolves with the failures' reasons. */
-async function connectAll(url: string, count: number, transports: string[], timeoutMs: number): Promise<string[]> {
+/**
+ * Opens `count` connections, CONNECTING_AT_ONCE at a time; resolves with the failures' reasons.
+ * With `tokens` (a server in auth mode), connection i shows tokens[i] at its handshake.
+ */
+async function connectAll(url: string, count: number, transports: string[], timeoutMs: number, tokens?: string[]): Promise<string[]> {
   const failures: string[] = [];
   let next = 0;
   const lane = async () => {
     while (next < count) {
+      const token = tokens?.[next];
       next++;
-      const reason = await connectOne(url, transports, timeoutMs);
+      const reason = await connectOne(url, transports, timeoutMs, token);
       if (reason) failures.push(reason);
     }
   };
@@ -86,10 +90,11 @@ async function connectAll(url: string, count: number, transports: string[], time
   return failures;
 }
 
-function connectOne(url: string, transports: string[], timeoutMs: number): Promise<string | undefined> {
+function connectOne(url: string, transports: string[], timeoutMs: number, token?: string): Promise<string | undefined> {
   // forceNew: one connection per socket (by default io() shares one connection per URL).
   // No reconnection: a client that cannot connect is what the benchmark reports, not hides.
-  const socket: Socket<ServerToClientEvents> = io(url, { forceNew: true, reconnection: false, transports, timeout: timeoutMs });
+  const auth = token === undefined ? {} : { token };
+  const socket: Socket<ServerToClientEvents> = io(url, { forceNew: true, reconnection: false, transports, timeout: timeoutMs, auth });
   const index = sockets.length;
   sockets.push(socket);
   socket.on("chat message", (text) => count(index, text));

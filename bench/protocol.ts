@@ -41,7 +41,7 @@ export async function publish(phase: number, count: number, rate: number, send: 
 
 /** Orders from bench.ts or load.ts to a client process. */
 export type ToClients =
-  | { type: "connect"; url: string; count: number; transports: string[]; timeoutMs: number }
+  | { type: "connect"; url: string; count: number; transports: string[]; timeoutMs: number; tokens?: string[] }
   | { type: "phase"; phase: number; messages: number }
   | { type: "progress" }
   | { type: "report" }

@@ -8,6 +8,8 @@
 /** Events the server (or the emitter, on its behalf) sends to clients. */
 export interface ServerToClientEvents {
   "chat message": (text: string) => void;
+  /** Auth mode: the token's time is up; the server lets the socket go right after. */
+  "token expired": () => void;
 }
 
 /** Events a client sends to the server. */
@@ -18,11 +20,26 @@ export interface ClientToServerEvents {
   leave: (room: string, answer: (error: string | null) => void) => void;
   /** Which worker holds this socket: the chat page asks (lib/worker/page.ts). */
   worker: (answer: (workerId: number) => void) => void;
+  /** Open mode: the page names its user once typed (client.ts names it at the handshake); the answer is an error text, or null. */
+  name: (user: string, answer: (error: string | null) => void) => void;
 }
 
 /** Events the workers send to one another (emitter.ts --server-side sends them too). */
 export interface InterServerEvents {
   "chat message": (text: string) => void;
+}
+
+/**
+ * What a worker keeps about each socket (socket.data): what emitter.ts --list prints, since the
+ * workers' answers to fetchSockets carry it over Redis. Never a secret.
+ */
+export interface SocketData {
+  /** Who the socket is: a token's sub (auth mode), or the name the client claims (open mode). */
+  user?: string;
+  /** True when `user` comes from a checked token. */
+  verified?: boolean;
+  /** When the token expires, in ms since the epoch (auth mode). */
+  expiresAt?: number;
 }
 
 /** The namespaces that serve the chat: "/" and a second one, to try emitter.ts --nsp /lounge. */
@@ -44,6 +61,24 @@ export function printable(text: string): string {
   return text.replace(/\p{Cc}/gu, "");
 }
 
+/** Longest user name: it names a room, "user:<name>". */
+export const MAX_USER_NAME_LENGTH = 100;
+
+/** Why this cannot be a user's name (client.ts's argument, the page's field, a token's sub), or null. */
+export function userNameProblem(name: unknown): string | null {
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_USER_NAME_LENGTH) return `a user name has 1 to ${MAX_USER_NAME_LENGTH} characters`;
+  if (/\p{Cc}/u.test(name)) return "a user name has no control characters";
+  return null;
+}
+
+/** The room of every socket of one user, on every worker and host. */
+export function userRoom(user: string): string {
+  return `${USER_ROOM_PREFIX}${user}`;
+}
+
+/** Rooms whose name starts so are the server's: no client may enter one. */
+const USER_ROOM_PREFIX = "user:";
+
 /** Longest room name a client may use. */
 const MAX_ROOM_NAME_LENGTH = 50;
 
@@ -57,6 +92,7 @@ export function roomNameProblem(room: unknown): string | null {
   }
   if (room.length > MAX_ROOM_NAME_LENGTH) return `a room name has at most ${MAX_ROOM_NAME_LENGTH} characters`;
   if (looksLikeSocketId(room)) return "a name shaped like a socket id (20 characters of A-Z a-z 0-9 _ -) is reserved";
+  if (room.startsWith(USER_ROOM_PREFIX)) return `a name that starts with "${USER_ROOM_PREFIX}" is a user's room, which the server alone fills`;
   return null;
 }
 

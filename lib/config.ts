@@ -5,7 +5,7 @@
  * docs/reference/configuration.md lists every variable.
  */
 import { availableParallelism } from "node:os";
-import { isChatText, MAX_TEXT_LENGTH } from "./chat.ts";
+import { userNameProblem } from "./chat.ts";
 import { UsageError } from "./failures.ts";
 
 /** The Redis adapters the kit can run on (ADAPTER=...), the first is the default. See docs/reference/adapters.md. */
@@ -47,6 +47,47 @@ export interface ServerConfig extends RedisConfig {
   maxClientBacklog: number;
   /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary/sockets.ts). */
   requestTimeout: number;
+  /** How a socket says who it is (lib/worker/identity.ts). */
+  auth: AuthConfig;
+}
+
+/**
+ * Open mode (the post's): a client names itself, and is trusted. Auth mode: a client shows a JSON
+ * Web Token in its handshake, signed with AUTH_SECRET (HS256) or by an identity provider whose
+ * keys AUTH_JWKS_URL publishes (RS256, ES256); its `sub` is the user.
+ */
+export type AuthConfig =
+  | { mode: "open" }
+  | { mode: "secret"; secret: Uint8Array; issuer?: string; audience?: string }
+  | { mode: "jwks"; jwksUrl: URL; jwksCooldown: number; issuer?: string; audience?: string };
+
+/** HS256 needs a key at least as long as its hash (RFC 7518, 3.2): 32 bytes. */
+export const MIN_SECRET_BYTES = 32;
+
+/** AUTH_SECRET, for the server and `npm run token`: none, or at least MIN_SECRET_BYTES. */
+export function readAuthSecret(env = process.env): Uint8Array | undefined {
+  if (env.AUTH_SECRET === undefined || env.AUTH_SECRET === "") return undefined;
+  const secret = new TextEncoder().encode(env.AUTH_SECRET);
+  // The value itself never goes into the message: it may be a real secret, typed into the wrong variable.
+  if (secret.length < MIN_SECRET_BYTES) configError(`AUTH_SECRET must be at least ${MIN_SECRET_BYTES} bytes long, got ${secret.length} (openssl rand -base64 48 makes one)`);
+  return secret;
+}
+
+function readAuthConfig(env: NodeJS.ProcessEnv): AuthConfig {
+  const secret = readAuthSecret(env);
+  const jwks = env.AUTH_JWKS_URL || undefined;
+  if (secret && jwks) configError("AUTH_SECRET and AUTH_JWKS_URL are both set: tokens are checked one way, choose one");
+  const issuer = env.AUTH_ISSUER || undefined;
+  const audience = env.AUTH_AUDIENCE || undefined;
+  if (!secret && !jwks) {
+    if (issuer || audience) configError("AUTH_ISSUER and AUTH_AUDIENCE go with AUTH_SECRET or AUTH_JWKS_URL, and neither is set");
+    return { mode: "open" };
+  }
+  if (secret) return { mode: "secret", secret, issuer, audience };
+  if (!URL.canParse(jwks!) || !/^https?:$/.test(new URL(jwks!).protocol)) configError(`AUTH_JWKS_URL must be an https:// (or http://) URL, got "${jwks}"`);
+  const jwksCooldown = Number(env.AUTH_JWKS_COOLDOWN ?? 30_000);
+  if (!Number.isInteger(jwksCooldown) || jwksCooldown < 0) configError(`AUTH_JWKS_COOLDOWN must be a whole number of milliseconds, got "${env.AUTH_JWKS_COOLDOWN}"`);
+  return { mode: "jwks", jwksUrl: new URL(jwks!), jwksCooldown, issuer, audience };
 }
 
 export function readRedisConfig(env = process.env): RedisConfig {
@@ -109,7 +150,8 @@ export function readServerConfig(env = process.env): ServerConfig {
   const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins };
+  const auth = readAuthConfig(env);
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth };
 }
 
 /**
@@ -134,6 +176,8 @@ function configError(problem: string): never {
 /** What client.ts reads: its argument and its environment. */
 export interface ClientConfig {
   user: string;
+  /** AUTH_TOKEN: the token a server in auth mode asks for; the name then comes from it. */
+  token?: string;
   serverUrl: string;
   transports: ("polling" | "websocket")[];
   withCredentials: boolean;
@@ -142,7 +186,8 @@ export interface ClientConfig {
 export function readClientConfig(argv: string[], env = process.env): ClientConfig {
   const user = argv[0];
   if (!user) configError("usage: client.ts <user name>");
-  if (!isChatText(user)) configError(`the user name must be 1 to ${MAX_TEXT_LENGTH} characters`);
+  const problem = userNameProblem(user);
+  if (problem) configError(`the user name: ${problem}`);
   const serverUrl = env.SERVER_URL ?? "http://localhost:3000";
   if (!URL.canParse(serverUrl) || !/^(http|https|ws|wss):$/.test(new URL(serverUrl).protocol)) {
     configError(`SERVER_URL must be an http(s) or ws(s) URL, got "${serverUrl}"`);
@@ -153,7 +198,8 @@ export function readClientConfig(argv: string[], env = process.env): ClientConfi
   }
   const withCredentials = env.WITH_CREDENTIALS ?? "0";
   if (withCredentials !== "0" && withCredentials !== "1") configError(`WITH_CREDENTIALS must be 0 or 1, got "${withCredentials}"`);
-  return { user, serverUrl, transports: transports as ClientConfig["transports"], withCredentials: withCredentials === "1" };
+  const token = env.AUTH_TOKEN || undefined;
+  return { user, token, serverUrl, transports: transports as ClientConfig["transports"], withCredentials: withCredentials === "1" };
 }
 
 /** A Redis URL fit for a log line: the password, if any, is masked. */

@@ -47,7 +47,7 @@ export function countedLog(what: string, everyMs = 60_000, print: (line: string)
       print(`${what}: ${kind} (more are counted and reported at most once every ${everyMs / 1000} s)`);
       return rest();
     }
-    const name = kind.slice(0, 100);
+    const name = kind.length > 200 ? `${kind.slice(0, 199)}…` : kind;
     const key = counts.has(name) || counts.size < NAMED_KINDS ? name : "other";
     counts.set(key, (counts.get(key) ?? 0) + 1);
   };

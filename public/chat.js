@@ -1,7 +1,10 @@
 // chat.js: the chat page's script, the browser's client.ts. It speaks the same events: "chat
 // message" (user, text) up and (text) down, "join" and "leave" with an answer, and shows any other
 // event by name, as client.ts does for emitter.ts --event. What others send is only ever put in
-// the page as text (textContent), never as HTML.
+// the page as text (textContent), never as HTML. Open mode: the name typed names the user (the
+// "name" event). Auth mode: the page shows a token, from #token=... in its address (read, then
+// wiped from the address bar and history) or pasted when the server asks for one; it lives in this
+// page's memory only, never in a query string that would land in access logs.
 "use strict";
 
 // The page talks to the server that served it. ?server=URL points it elsewhere, for a copy of the
@@ -48,9 +51,47 @@ clientScript.addEventListener("load", start);
 clientScript.addEventListener("error", () => setStatus("refused", `cannot load ${clientScript.src}`));
 document.head.append(clientScript);
 
+// A token given in the fragment, which browsers never send to a server.
+let token = new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+
+/** The user a token names (its sub), for this page's own display only: the server checks the token. */
+function tokenUser(jwt) {
+  try {
+    const payload = JSON.parse(atob(jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof payload.sub === "string" ? payload.sub : "";
+  } catch {
+    return "";
+  }
+}
+
+/** With a token, the name field shows the token's user and cannot be changed. */
+function showIdentity() {
+  const name = element("name");
+  name.readOnly = token !== "";
+  if (token) name.value = tokenUser(token);
+}
+
+function askForToken(why) {
+  element("auth").hidden = false;
+  element("auth-why").textContent = why;
+  element("token").focus();
+}
+
 function start() {
-  // Default transports, as client.ts: HTTP long-polling first, then the upgrade to WebSocket.
-  const socket = server === null ? io() : io(server);
+  // Default transports, as client.ts: HTTP long-polling first, then the upgrade to WebSocket. The
+  // handshake's auth is asked again at each connection: a token pasted later is used then.
+  // Open mode: a name already typed goes with the handshake (after a reconnection, say).
+  let claimedName = "";
+  let handshakeName = "";
+  const options = {
+    auth: (send) => {
+      handshakeName = token ? "" : element("name").value.trim();
+      send(token ? { token } : handshakeName ? { name: handshakeName } : {});
+    },
+  };
+  const socket = server === null ? io(options) : io(server, options);
+  showIdentity();
   const rooms = new Set();
   const showRooms = () => setFact("rooms", rooms.size === 0 ? "-" : [...rooms].join(" "));
 
@@ -68,6 +109,10 @@ function start() {
 
   socket.on("connect", () => {
     setStatus("connected", "connected");
+    expired = false;
+    element("auth").hidden = true;
+    // A recovered socket keeps its user; a new one has the name its handshake carried, if any.
+    if (!socket.recovered) claimedName = handshakeName;
     setFact("socket-id", socket.id);
     // Rooms live on the server's side of a socket: a new socket is in none (ADAPTER=streams may
     // recover the old one, rooms included).
@@ -82,27 +127,47 @@ function start() {
     });
   });
 
+  let expired = false;
   socket.on("disconnect", (reason) => {
     show("info", "disconnected");
     setFact("socket-worker", "-", "");
-    // "io server disconnect" (emitter.ts --disconnect): the server let go on purpose, and the
-    // client does not come back on its own after that.
-    if (reason === "io server disconnect") setStatus("disconnected", "disconnected by the server: reload to come back");
+    // "io server disconnect" (emitter.ts --disconnect, or the token's expiry): the server let go
+    // on purpose, and the client does not come back on its own after that.
+    if (expired) setStatus("refused", "the token expired: show a new one to come back");
+    else if (reason === "io server disconnect") setStatus("disconnected", "disconnected by the server: reload to come back");
     else setStatus("disconnected", `disconnected (${reason})`);
   });
 
   socket.io.on("reconnect_attempt", (attempt) => setStatus("reconnecting", `reconnecting (attempt ${attempt})`));
 
   socket.on("connect_error", (err) => {
-    if (socket.active) setStatus("reconnecting", `cannot connect (${err.message}), retrying`);
-    else setStatus("refused", `refused by the server (${err.message})`);
+    if (socket.active) return setStatus("reconnecting", `cannot connect (${err.message}), retrying`);
+    setStatus("refused", `refused by the server (${err.message})`);
+    if (err.message.startsWith("unauthorized:")) askForToken(err.message);
+  });
+
+  // Auth mode: the token's time is up; the server lets the socket go right after.
+  socket.on("token expired", () => {
+    expired = true;
+    show("info", "the token expired");
+    token = "";
+    showIdentity();
+    askForToken("the token expired");
+  });
+
+  element("auth").addEventListener("submit", (submit) => {
+    submit.preventDefault();
+    token = element("token").value.trim();
+    element("token").value = "";
+    showIdentity();
+    socket.connect();
   });
 
   socket.on("chat message", (text) => show("received", String(text)));
 
   // Any other event (emitter.ts --event NAME) is shown with its name.
   socket.onAny((event, ...args) => {
-    if (event === "chat message") return;
+    if (event === "chat message" || event === "token expired") return;
     const values = args.map((value) => (typeof value === "string" ? value : JSON.stringify(value)));
     show("event", `${event}: ${values.join(", ")}`);
   });
@@ -114,6 +179,12 @@ function start() {
     const line = input.value;
     if (!name) return element("name").focus();
     input.value = "";
+
+    // Open mode: the name typed is this socket's user, for emitter.ts --user.
+    if (!token && name !== claimedName) {
+      claimedName = name;
+      socket.emit("name", name, (error) => error && show("info", `cannot use the name ${name}: ${error}`));
+    }
 
     const command = /^\/(join|leave)(?:\s+(.*))?$/.exec(line);
     if (!command) {

@@ -48,7 +48,7 @@ export interface Trace {
 }
 
 /** The steps of the post's scenario, in order. Their titles name the trace blocks in docs/. */
-export const STEP_TITLES = [
+export const POST_STEP_TITLES = [
   "server start",
   "client A connects",
   "client B connects",
@@ -58,12 +58,16 @@ export const STEP_TITLES = [
   "server-side emit",
 ] as const;
 
+/** The post's steps (docs/learn/traces.md), then the kit's own (docs/learn/users.md). */
+export const STEP_TITLES = [...POST_STEP_TITLES, "emitter to user A"] as const;
+
 /** How long to let late commands arrive before closing a step (no assertion depends on it). */
 const SETTLE_MS = 500;
 /** A tour step whose action has not finished by then fails the capture. */
 const STEP_TIMEOUT_MS = 20_000;
 const MARK = "trace: end of step";
 const SERVER_SIDE_TEXT = "hello workers";
+const USER_TEXT = "your order shipped";
 
 /** What a scenario gets to drive the kit's processes and cut the capture into steps. */
 interface Session {
@@ -183,6 +187,11 @@ export function captureTrace(): Promise<Trace> {
     await a.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[1]);
     await b.waitFor(new RegExp(`^${SERVER_SIDE_TEXT}$`), 10_000, before[2]);
     await endStep("server-side emit", `npx tsx emitter.ts --server-side --message "${SERVER_SIDE_TEXT}"`, { server, A: a, B: b });
+
+    // A user instead of a socket: client.ts A named its user A at its handshake (open mode).
+    mustSucceed(await runToEnd("emitter.ts", ["--user", "A", "--message", USER_TEXT], env));
+    await a.waitFor(new RegExp(`^${USER_TEXT}$`));
+    await endStep("emitter to user A", `npx tsx emitter.ts --user A --message "${USER_TEXT}"`, { server, A: a, B: b });
   });
 }
 

@@ -159,6 +159,16 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
     assert.ok(!carol.stdout.includes("Hi guys from Emitter"), "Carol got Ann's private message");
   });
 
+  test("emitter.ts --user reaches a page by the name typed in it (open mode), and no one else", async () => {
+    assert.equal((await runToEnd("emitter.ts", ["--user", "Ann", "--message", "for Ann by name"], env)).code, 0);
+    await waitForLine(ann, "for Ann by name");
+    assert.equal((await runToEnd("emitter.ts", ["--user", "Carol", "--message", "for Carol by name"], env)).code, 0);
+    await carol.waitFor(/^for Carol by name$/);
+    await sleep(QUIET_MS);
+    assert.ok(!(await lines(bob)).includes("for Ann by name"), "Bob got Ann's message");
+    assert.ok(!(await lines(ann)).includes("for Carol by name"), "Ann got Carol's message");
+  });
+
   test("/join then emitter.ts --room reaches the member only; /leave and refused names work as in client.ts", async () => {
     await say(bob, "/join lobby");
     await waitForLine(bob, "joined lobby", "info");
@@ -271,6 +281,78 @@ describe("the chat page in a real Chromium", { skip: skipAll }, () => {
   test("no page threw, and the Content-Security-Policy blocked nothing", () => {
     assert.deepEqual(pageErrors, []);
     assert.deepEqual(consoleErrors.filter((line) => /Content Security Policy/i.test(line)), []);
+  });
+});
+
+describe("the chat page in auth mode (AUTH_SECRET) in a real Chromium", { skip: skipAll }, () => {
+  const SECRET = "the browser test's secret, long enough for HS256";
+  let cluster: Cluster;
+  let browser: Browser;
+  let context: BrowserContext;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    if (noBrowser) throw new Error(`CI=true: ${noBrowser}`);
+    cluster = await startCluster({ env: { AUTH_SECRET: SECRET } });
+    browser = await launchBrowser();
+    context = await browser.newContext();
+  });
+
+  after(async () => {
+    await context?.close();
+    await browser?.close();
+    await stopAll();
+    await cluster?.stop();
+  });
+
+  const token = async (name: string, ttl = "1h") => {
+    const minted = await runToEnd("tools/token.ts", [name, "--ttl", ttl], { AUTH_SECRET: SECRET });
+    assert.equal(minted.code, 0, minted.stderr.join("\n"));
+    return minted.stdout[0]!;
+  };
+
+  async function open(url: string): Promise<Page> {
+    const page = await context.newPage();
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+    await page.goto(url);
+    return page;
+  }
+
+  test("a token in the address's fragment: the page connects as its user, and the fragment is gone from the address", async () => {
+    const page = await open(`${cluster.url}/#token=${await token("alice")}`);
+    await connected(page);
+    assert.equal(new URL(page.url()).hash, "", "the token stayed in the address bar");
+    assert.equal(await page.inputValue("#name"), "alice");
+    assert.equal(await page.getAttribute("#name", "readonly"), "");
+    const dave = run("client.ts", ["dave"], { ...cluster.env, AUTH_TOKEN: await token("dave") });
+    await dave.waitFor(/^connected, id: /);
+    await say(page, "signed in");
+    await dave.waitFor(/^signed in from alice$/);
+    assert.equal((await runToEnd("emitter.ts", ["--user", "alice", "--message", "for alice"], cluster.env)).code, 0);
+    await waitForLine(page, "for alice");
+    await page.close();
+  });
+
+  test("without a token the page is refused and asks for one; a pasted token gets it in", async () => {
+    const page = await open(cluster.url);
+    await waitForStatus(page, "refused by the server (unauthorized: no token");
+    assert.equal(await page.isVisible("#auth"), true);
+    await page.fill("#token", await token("bea"));
+    await page.press("#token", "Enter");
+    await connected(page);
+    assert.equal(await page.isVisible("#auth"), false);
+    assert.equal(await page.inputValue("#name"), "bea");
+    await page.close();
+  });
+
+  test("at the token's expiry the page says so and asks for a new one", async () => {
+    const page = await open(`${cluster.url}/#token=${await token("brief", "3s")}`);
+    await connected(page);
+    await waitForLine(page, "the token expired", "info", 10_000);
+    await waitForStatus(page, "the token expired");
+    assert.equal(await page.isVisible("#auth"), true);
+    assert.deepEqual(pageErrors, []);
+    await page.close();
   });
 });
 

@@ -19,6 +19,7 @@ import {
   parseMonitorLine,
   renderByteTable,
   renderStep,
+  POST_STEP_TITLES,
   STEP_TITLES,
   type Trace,
   captureTrace,
@@ -49,9 +50,11 @@ describe("the traces in docs/ match a live capture", () => {
     live = new Map(trace.steps.map((step) => [step.title, traceBlocks("live", renderStep(step, names))[0]!]));
   });
 
-  test("docs/learn/traces.md shows every step of the scenario", () => {
+  test("docs/learn/traces.md shows every step of the post's scenario, and docs/learn/ every other step", () => {
     const shown = documented.filter((block) => block.file === "learn/traces.md").map((block) => block.title);
-    assert.deepEqual([...new Set(shown)].sort(), [...STEP_TITLES].sort());
+    assert.deepEqual([...new Set(shown)].sort(), [...POST_STEP_TITLES].sort());
+    const learned = new Set(documented.filter((block) => block.file.startsWith("learn/")).map((block) => block.title));
+    assert.deepEqual(STEP_TITLES.filter((title) => !learned.has(title)), []);
   });
 
   test("each trace block names a step of the scenario", () => {

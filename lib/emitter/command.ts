@@ -1,23 +1,25 @@
 /**
  * lib/emitter/command.ts: emitter.ts's command line, checked whole before Redis is touched, so
- * that a wrong command sends nothing (a UsageError: one line, exit code 2). The post's two forms stay as they were (`emitter.ts` and
- * `emitter.ts <socket id>`); the options reach rooms, namespaces, other events and the servers.
+ * that a wrong command sends nothing (a UsageError: one line, exit code 2). The post's two forms
+ * stay as they were (`emitter.ts` and `emitter.ts <socket id>`); the options reach users, rooms,
+ * namespaces, other events and the servers.
  */
 import { parseArgs } from "node:util";
-import { isChatText, looksLikeSocketId, MAX_TEXT_LENGTH, roomNameProblem } from "../chat.ts";
+import { isChatText, looksLikeSocketId, MAX_TEXT_LENGTH, roomNameProblem, userNameProblem, userRoom } from "../chat.ts";
 import { ADAPTERS } from "../config.ts";
 import { UsageError } from "../failures.ts";
 
 export const EMITTER_USAGE = `usage: emitter.ts [socket id] [options]
+  --user NAME     every socket of user NAME, on every worker and host (the room user:NAME); repeatable
   --room R        only the sockets in room R (a socket id is a room of one socket); repeatable
-  --except R      none of the sockets in room R; repeatable
+  --except R      none of the sockets in room R (user:NAME for a user's); repeatable
   --nsp /NAME     the namespace (default "/"; the kit's chat also runs on "/lounge")
   --event NAME    the event (default "chat message")
   --message TEXT  the text (default "message from outside", or "Hi guys from Emitter" with a socket id)
   --server-side   send to the servers instead: every worker logs it and relays it to its clients
   --join ROOM     make the targeted sockets join ROOM, on every worker
   --leave ROOM    make the targeted sockets leave ROOM, on every worker
-  --disconnect    disconnect the targeted sockets, on every worker
+  --disconnect    disconnect the targeted sockets, on every worker (with --user: log that user out everywhere)
   --help          this text
 A socket id may start with "-": the bare form takes it as it is; write --room=ID and --except=ID.
 Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;
@@ -25,7 +27,7 @@ Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")
 export interface EmitterCommand {
   /** "help": print EMITTER_USAGE, nothing else. */
   operation: "help" | "emit" | "server-side" | "join" | "leave" | "disconnect";
-  /** The targeted sockets: in any of `rooms` (everyone when empty) and in none of `except`. */
+  /** The targeted sockets: in any of `rooms` (everyone when empty; --user adds user:NAME) and in none of `except`. */
   rooms: string[];
   except: string[];
   nsp: string;
@@ -51,6 +53,7 @@ export function readEmitterCommand(argv: string[]): EmitterCommand {
       args: argv,
       allowPositionals: true,
       options: {
+        user: { type: "string", multiple: true, default: [] },
         room: { type: "string", multiple: true, default: [] },
         except: { type: "string", multiple: true, default: [] },
         nsp: { type: "string", default: "/" },
@@ -70,7 +73,7 @@ export function readEmitterCommand(argv: string[]): EmitterCommand {
   if (options.help) return { operation: "help", rooms: [], except: [], nsp: "/", event: "", message: "", room: "" };
 
   const [socketId, ...extra] = positionals;
-  const rooms = socketId === undefined ? options.room : [socketId, ...options.room];
+  const named = socketId === undefined ? options.room : [socketId, ...options.room];
   const operations = (["server-side", "join", "leave", "disconnect"] as const).filter((name) => options[name]);
   const event = options.event ?? "chat message";
   const message = options.message ?? (socketId === undefined ? "message from outside" : "Hi guys from Emitter");
@@ -81,14 +84,19 @@ export function readEmitterCommand(argv: string[]): EmitterCommand {
   if (operation !== "emit" && operation !== "server-side" && (options.event !== undefined || options.message !== undefined)) {
     usageError(`--event and --message go with an emit, not with --${operation}`);
   }
-  if (operation === "server-side" && (rooms.length > 0 || options.except.length > 0)) {
-    usageError("--server-side reaches every worker: it takes no socket id, --room or --except");
+  if (operation === "server-side" && (named.length > 0 || options.user.length > 0 || options.except.length > 0)) {
+    usageError("--server-side reaches every worker: it takes no socket id, --user, --room or --except");
   }
   // socket.io servers have no catch-all for server-side events: the workers handle this one only.
   if (operation === "server-side" && event !== "chat message") usageError(`--server-side sends "chat message", the event the workers handle`);
-  for (const room of [...rooms, ...options.except]) {
-    if (!room || room.length > 100 || /\p{Cc}/u.test(room)) usageError(`"${room}" is not a room name or socket id`);
+  for (const room of [...named, ...options.except]) {
+    if (!room || room.length > 120 || /\p{Cc}/u.test(room)) usageError(`"${room}" is not a room name or socket id`);
   }
+  for (const user of options.user) {
+    const problem = userNameProblem(user);
+    if (problem) usageError(`--user "${user}": ${problem}`);
+  }
+  const rooms = [...named, ...options.user.map(userRoom)];
   for (const room of [options.join, options.leave]) {
     const problem = room === undefined ? null : roomNameProblem(room);
     if (problem) usageError(`cannot use room "${room}": ${problem}`);

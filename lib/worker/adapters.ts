@@ -30,7 +30,12 @@ export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: Wor
   } as unknown as ServerOptions["adapter"];
 }
 
-/** A client that drops for up to two minutes gets what it missed, once, in order (streams only). */
+/**
+ * A client that drops for up to two minutes gets what it missed, once, in order (streams only).
+ * The handshake checks run again on a recovered session (socket.io skips them by default): a
+ * client that comes back with a fresh token gets its new expiry, one whose token expired meanwhile
+ * is refused (lib/worker/identity.ts).
+ */
 export function stateRecovery(adapter: AdapterName): ServerOptions["connectionStateRecovery"] | undefined {
-  return adapter === "streams" ? { maxDisconnectionDuration: 2 * 60_000 } : undefined;
+  return adapter === "streams" ? { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false } : undefined;
 }

@@ -2,20 +2,25 @@
  * lib/worker/chat.ts: the chat's handlers besides the post's own. guardChatMessage() stands between
  * a client's "chat message" and the broadcast: each message is sent on to every other client, so
  * one client's flood would cost everyone, and the event's types are only a promise the client may
- * break. answerChatRequests() adds what the kit's chat answers: rooms, the page's question, and a
- * server-side chat message.
+ * break. setupChat() adds, around the post's handler, who each socket is and what the kit's chat
+ * answers besides: rooms, the page's question, and a server-side chat message.
  */
 import type { Namespace, Socket } from "socket.io";
-import { isChatText } from "../chat.ts";
+import { isChatText, type SocketData } from "../chat.ts";
 import type { ServerConfig } from "../config.ts";
 import { countedLog, log } from "../log.ts";
+import { identifyUsers } from "./identity.ts";
 import { answerWorkerQuestion } from "./page.ts";
 import { rateLimiter } from "./rate-limit.ts";
 import { relayServerSideChat } from "./relay.ts";
 import { answerRoomRequests } from "./rooms.ts";
 
-/** /join and /leave (for emitter.ts --room), the page's "worker" question, and emitter.ts --server-side. */
-export function answerChatRequests(nsp: Namespace, config: Pick<ServerConfig, "adapter">): void {
+/**
+ * Who each socket is (open or auth mode, lib/worker/identity.ts); /join and /leave (for emitter.ts
+ * --room); the page's "worker" question; and emitter.ts --server-side.
+ */
+export function setupChat(nsp: Namespace, config: Pick<ServerConfig, "adapter" | "auth">): void {
+  identifyUsers(nsp, config.auth);
   nsp.on("connection", (socket) => {
     answerRoomRequests(socket);
     answerWorkerQuestion(socket);
@@ -31,7 +36,8 @@ const flooding = countedLog("dropping chat messages over CHAT_RATE_LIMIT", FLOOD
 
 /**
  * Wraps the chat handler: over `perSecond` messages a second a client's messages are dropped,
- * and a user or text that is not a string of chat length is ignored, each with a log line.
+ * and a user or text that is not a string of chat length is ignored, each with a log line. A
+ * socket whose user a token proves speaks as that user, whatever name it writes (auth mode).
  */
 export function guardChatMessage(
   socket: Socket,
@@ -54,6 +60,7 @@ export function guardChatMessage(
       log(`ignored a malformed chat message from ${socket.id}`);
       return;
     }
-    deliver(user, message);
+    const { user: proven, verified } = socket.data as SocketData;
+    deliver(verified ? proven! : user, message);
   };
 }
