@@ -95,7 +95,18 @@ socket.on("token expired", () => {
   process.exit(EXIT_FAILURE);
 });
 
+/** How long to wait before asking a server again that could not check the token (its identity provider is away). */
+const RETRY_CHECK_MS = 2000;
+
 socket.on("connect_error", (err) => {
+  // The server is there but cannot check tokens right now: asking again later may work
+  // (socket.io-client does not retry a refusal by itself).
+  if ((err as Error & { data?: { retry?: unknown } }).data?.retry === true) {
+    if (!reportedOutage) console.error(`Error: ${err.message}, retrying`);
+    reportedOutage = true;
+    setTimeout(() => socket.connect(), RETRY_CHECK_MS);
+    return;
+  }
   // Refused by the server, not out of reach: retrying with the same token cannot help.
   if (err.message.startsWith("unauthorized:")) {
     console.error(`Error: ${serverUrl} refused the connection: ${err.message}`);

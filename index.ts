@@ -31,7 +31,11 @@ import { allowedOrigins } from "./lib/worker/origins.ts";
 // One way out: what the kit's code throws ends here as one line and the exit code of the kit's
 // rule (lib/failures.ts). A worker's line is printed by the primary: once, not once per worker.
 onUncaught((failure) => {
-  if (cluster.isWorker) return process.send!({ type: "kit:failed", ...failure }, () => process.exit(failure.code));
+  if (cluster.isWorker) {
+    process.send!({ type: "kit:failed", ...failure }, () => process.exit(failure.code));
+    setTimeout(() => process.exit(failure.code), 1000); // the primary may be gone, or its pipe full
+    return;
+  }
   console.error(failure.line);
   process.exit(failure.code);
 });

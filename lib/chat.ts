@@ -79,6 +79,10 @@ export function userRoom(user: string): string {
 /** Rooms whose name starts so are the server's: no client may enter one. */
 const USER_ROOM_PREFIX = "user:";
 
+export function isUserRoom(room: string): boolean {
+  return room.startsWith(USER_ROOM_PREFIX);
+}
+
 /** Longest room name a client may use. */
 const MAX_ROOM_NAME_LENGTH = 50;
 
@@ -92,7 +96,7 @@ export function roomNameProblem(room: unknown): string | null {
   }
   if (room.length > MAX_ROOM_NAME_LENGTH) return `a room name has at most ${MAX_ROOM_NAME_LENGTH} characters`;
   if (looksLikeSocketId(room)) return "a name shaped like a socket id (20 characters of A-Z a-z 0-9 _ -) is reserved";
-  if (room.startsWith(USER_ROOM_PREFIX)) return `a name that starts with "${USER_ROOM_PREFIX}" is a user's room, which the server alone fills`;
+  if (isUserRoom(room)) return `a name that starts with "${USER_ROOM_PREFIX}" is a user's room, which the server alone fills`;
   return null;
 }
 

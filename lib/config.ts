@@ -84,10 +84,17 @@ function readAuthConfig(env: NodeJS.ProcessEnv): AuthConfig {
     return { mode: "open" };
   }
   if (secret) return { mode: "secret", secret, issuer, audience };
-  if (!URL.canParse(jwks!) || !/^https?:$/.test(new URL(jwks!).protocol)) configError(`AUTH_JWKS_URL must be an https:// (or http://) URL, got "${jwks}"`);
+  const url = URL.canParse(jwks!) ? new URL(jwks!) : undefined;
+  // Keys fetched in the clear could be swapped on the way, and then anyone could be anyone.
+  const loopback = url !== undefined && /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/.test(url.hostname);
+  if (!url || !(url.protocol === "https:" || (url.protocol === "http:" && loopback))) {
+    configError(`AUTH_JWKS_URL must be an https:// URL (http:// only on this machine), got "${jwks}"`);
+  }
+  // A provider signs tokens for every application of the tenant: without both, any of them would do.
+  if (!issuer || !audience) configError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE: the iss and aud your provider puts in this application's tokens");
   const jwksCooldown = Number(env.AUTH_JWKS_COOLDOWN ?? 30_000);
   if (!Number.isInteger(jwksCooldown) || jwksCooldown < 0) configError(`AUTH_JWKS_COOLDOWN must be a whole number of milliseconds, got "${env.AUTH_JWKS_COOLDOWN}"`);
-  return { mode: "jwks", jwksUrl: new URL(jwks!), jwksCooldown, issuer, audience };
+  return { mode: "jwks", jwksUrl: url!, jwksCooldown, issuer, audience };
 }
 
 export function readRedisConfig(env = process.env): RedisConfig {

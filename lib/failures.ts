@@ -36,11 +36,17 @@ export function exitReport(err: unknown): ExitReport {
 
 /**
  * Hands whatever was thrown and not caught, synchronously or in a promise, to `exit` as a line and
- * an exit code. Both events are needed: Bun does not turn an unhandled rejection into an
+ * an exit code, once. Both events are needed: Bun does not turn an unhandled rejection into an
  * uncaught exception, and Deno reports a rejected top-level await as an unhandled rejection.
  */
 export function onUncaught(exit: (report: ExitReport) => void): void {
-  const handle = (err: unknown) => exit(exitReport(err));
+  // The first failure decides: a second one while the process is on its way out adds nothing.
+  let reported = false;
+  const handle = (err: unknown) => {
+    if (reported) return;
+    reported = true;
+    exit(exitReport(err));
+  };
   process.on("uncaughtException", handle);
   process.on("unhandledRejection", handle);
 }

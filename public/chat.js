@@ -142,6 +142,11 @@ function start() {
 
   socket.on("connect_error", (err) => {
     if (socket.active) return setStatus("reconnecting", `cannot connect (${err.message}), retrying`);
+    // The server cannot check tokens right now (its identity provider is away): ask again shortly.
+    if (err.data?.retry === true) {
+      setStatus("reconnecting", `${err.message}, retrying`);
+      return setTimeout(() => socket.connect(), 2000);
+    }
     setStatus("refused", `refused by the server (${err.message})`);
     if (err.message.startsWith("unauthorized:")) askForToken(err.message);
   });

@@ -219,6 +219,45 @@ describe("Redis restarts under the running cluster", () => {
   });
 });
 
+describe("ADAPTER=streams: clients leave while Redis drops the worker's connections", () => {
+  let cluster: Cluster;
+  let admin: ReturnType<typeof createClient>;
+
+  before(async () => {
+    cluster = await startCluster({ adapter: "streams", workers: 1 });
+    admin = createClient({ url: cluster.redis.url });
+    await admin.connect();
+  });
+  after(async () => {
+    await stopAll();
+    await admin?.close();
+    await cluster?.stop();
+  });
+
+  test("the SET that keeps a leaving client's session is lost with its connection: counted, the worker lives on", async () => {
+    // Writes wait while Redis is paused: the SET of each client that leaves now stays in flight,
+    // until its connection is killed under it (as a restart or a failover would).
+    const clients = await Promise.all(Array.from({ length: 3 }, async () => {
+      const client = record(cluster.url, { transports: ["websocket"], reconnection: false });
+      await connected(client.socket);
+      return client;
+    }));
+    await admin.sendCommand(["CLIENT", "PAUSE", "3000", "WRITE"]);
+    for (const client of clients) client.socket.io.engine.close(); // "transport close": a session to keep
+    await sleep(300);
+    await admin.sendCommand(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    await admin.sendCommand(["CLIENT", "UNPAUSE"]);
+    await until(() => cluster.server.stderr.some((line) => /Redis refused a command or lost it with its connection, what it carried is lost: SET: /.test(line)), 10_000, "the counted line");
+    // Still the same worker, delivering.
+    const watcher = record(cluster.url, { transports: ["websocket"] });
+    await connected(watcher.socket, 20_000);
+    assert.equal((await runToEnd("emitter.ts", ["--message", "still delivering"], cluster.env)).code, 0);
+    await until(() => watcher.received.includes("still delivering"), 15_000, "delivery after the loss");
+    watcher.socket.disconnect();
+    assert.ok(!cluster.server.stdout.some((line) => /died/.test(line)), `a worker died:\n${cluster.server.stderr.join("\n")}`);
+  });
+});
+
 describe("Redis with a password and TLS (rediss://)", () => {
   let dir: string;
   let redis: RunningRedis;

@@ -19,7 +19,7 @@ export const EMITTER_USAGE = `usage: emitter.ts [socket id] [options]
   --server-side   send to the servers instead: every worker logs it and relays it to its clients
   --join ROOM     make the targeted sockets join ROOM, on every worker
   --leave ROOM    make the targeted sockets leave ROOM, on every worker
-  --disconnect    disconnect the targeted sockets, on every worker (with --user: log that user out everywhere)
+  --disconnect    disconnect the targeted sockets, on every worker (with --user: every socket of that user)
   --help          this text
 A socket id may start with "-": the bare form takes it as it is; write --room=ID and --except=ID.
 Environment: REDIS_URL (redis://localhost:6379), ADAPTER (${ADAPTERS.join(" | ")}, as the server's; default classic)`;

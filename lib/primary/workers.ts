@@ -31,12 +31,14 @@ export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "
     server.on("error", (err) => stop(new Failure(`cannot listen on port ${config.port}: ${err.message}`)));
 
     cluster.on("message", (worker: Worker, report: unknown) => {
-      if (!isWorkerReport(report) || stopping) return;
+      if (!isWorkerReport(report)) return;
       if (report.type === "kit:failed") {
-        // During start-up the first failure's line is the cluster's: the other workers would only repeat it.
-        if (!listening) return stop(report.code === EXIT_USAGE ? new UsageError(report.line) : new Failure(report.line));
+        // During start-up the first failure's line is the cluster's: the other workers would only
+        // repeat it. Later, each is told, also while the cluster stops (a worker that fails as it drains).
+        if (!listening) return stopping ? undefined : stop(report.code === EXIT_USAGE ? new UsageError(report.line) : new Failure(report.line));
         return console.error(`worker: ${worker.id}, ${report.line}`);
       }
+      if (stopping) return;
       if (!listening && ++readyWorkers === config.workers) {
         listening = true;
         server.listen(config.port, () => {

@@ -32,7 +32,7 @@
  *   such cuts (client_output_buffer_limit_disconnections), which confirms it. Under ADAPTER=streams
  *   broadcasts do not go through pub/sub: the reader catches up from its offset in the stream.
  *
- * `up` is false from an outage's first line to its last: readiness and metrics read it.
+ * `up` is false from an outage's first line to its last: what a readiness check or a metric should read.
  */
 import { createClient } from "redis";
 import type { RedisConfig, RedisTopology } from "../config.ts";
@@ -77,8 +77,9 @@ export function watchRedisHealth(
   let outages = 0;
   const strangeErrors = countedLog("Redis reported an error on a working connection");
 
-  function begin(kind: OutageKind, line?: string) {
-    outage = { kind, since: performance.now(), told: line !== undefined };
+  function begin(kind: OutageKind, line?: string, since = performance.now()) {
+    outage = { kind, since, told: line !== undefined };
+    saidFrozen = false;
     outages++;
     if (line) logError(line);
   }
@@ -175,9 +176,11 @@ export function watchRedisHealth(
         );
       } else if (w.overdueSince === undefined && now - w.pingSentAt > w.deadline) {
         w.overdueSince = w.pingSentAt;
-        if (!outage) begin("silent", `Redis has not answered the ${w.name} connection for ${seconds(now - w.pingSentAt)}: asking a new connection`);
       }
     }
+    // Also a connection that fell silent during another outage: it is told once that one is over.
+    const silent = outage ? undefined : watched.find((o) => o.overdueSince !== undefined);
+    if (silent) begin("silent", `Redis has not answered the ${silent.name} connection for ${seconds(now - silent.overdueSince!)}: asking a new connection`, silent.overdueSince);
     if (outage?.kind === "silent" && !probing) void probe();
   }
 

@@ -8,7 +8,8 @@
  *   Upstream: socket.io-redis-adapter#573 and #571, node-redis#3177 (open).
  * - The adapters and the official emitter send some commands and drop their promise: PUBLISH
  *   (classic adapter, emitter), SSUBSCRIBE and SUNSUBSCRIBE as rooms come and go (sharded
- *   adapter), the subscriptions made when an adapter starts or closes. When a master dies, or a
+ *   adapter), the SET that keeps a disconnected client's session (streams adapter, for connection
+ *   state recovery), the subscriptions made when an adapter starts or closes. When a master dies, or a
  *   dead path is dropped (lib/redis/health.ts), node-redis rejects what was in flight, and an
  *   unhandled rejection ends the process: one failover would take every worker down.
  *   Upstream: socket.io-redis-adapter#513, socket.io-redis-emitter#139 (both open).
@@ -33,7 +34,7 @@ export function withPlainSendCommand<T extends Duplicable<T> & { sendCommand: (.
 }
 
 /** The commands that a caller may send without waiting for their answer. */
-const UNAWAITED_COMMANDS = ["publish", "sPublish", "subscribe", "pSubscribe", "sSubscribe", "unsubscribe", "pUnsubscribe", "sUnsubscribe"];
+const UNAWAITED_COMMANDS = ["set", "publish", "sPublish", "subscribe", "pSubscribe", "sSubscribe", "unsubscribe", "pUnsubscribe", "sUnsubscribe"];
 
 /** Commands not answered yet, per client. */
 const inFlight = new WeakMap<object, Set<Promise<unknown>>>();
@@ -70,7 +71,7 @@ export function withHandledCommands<T extends Duplicable<T>>(client: T, failed: 
 
 /**
  * The commands of `client` not answered yet. The emitter waits for them before it closes: the
- * official emitter does not return its PUBLISH, and the cluster and Sentinel clients pick the node
+ * official emitter does not return its PUBLISH, and the Redis Cluster and Sentinel clients pick the node
  * to send to asynchronously, so a close() right after it would end the connection before the
  * message left.
  */

@@ -2,7 +2,8 @@
  * lib/worker/adapters.ts: the three Redis adapters a worker can run on (ADAPTER=classic|sharded|streams,
  * docs/reference/adapters.md), each namespace's adapter guarded against malformed messages
  * (lib/worker/adapter-messages.ts), and connection state recovery, which only the streams adapter
- * can give because only it keeps what was sent.
+ * can give because only it keeps what was sent; a recovered session's missed messages wait for the
+ * handshake's checks (lib/worker/recovery.ts).
  */
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
@@ -10,6 +11,7 @@ import type { Namespace, ServerOptions } from "socket.io";
 import type { AdapterName } from "../config.ts";
 import type { WorkerRedis } from "../redis/connections.ts";
 import { guardAdapterMessages } from "./adapter-messages.ts";
+import { holdMissedPackets } from "./recovery.ts";
 
 export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: WorkerRedis): ServerOptions["adapter"] {
   const create = ((): ((nsp: Namespace) => object) => {
@@ -26,7 +28,7 @@ export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: Wor
   })();
   // socket.io calls it with `new`: a function, not an arrow, so that the adapter it returns is the result.
   return function (nsp: Namespace) {
-    return guardAdapterMessages(create(nsp));
+    return guardAdapterMessages(holdMissedPackets(create(nsp)));
   } as unknown as ServerOptions["adapter"];
 }
 
@@ -34,7 +36,7 @@ export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: Wor
  * A client that drops for up to two minutes gets what it missed, once, in order (streams only).
  * The handshake checks run again on a recovered session (socket.io skips them by default): a
  * client that comes back with a fresh token gets its new expiry, one whose token expired meanwhile
- * is refused (lib/worker/identity.ts).
+ * is refused (lib/worker/identity.ts), before it gets what it missed (lib/worker/recovery.ts).
  */
 export function stateRecovery(adapter: AdapterName): ServerOptions["connectionStateRecovery"] | undefined {
   return adapter === "streams" ? { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false } : undefined;

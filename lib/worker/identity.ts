@@ -12,27 +12,40 @@
  * handshake once checked (fetchSockets answers carry the handshake across Redis), and at `exp` the
  * server tells the socket and lets it go.
  */
-import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from "jose";
 import type { Namespace, Socket } from "socket.io";
 import { type SocketData, userNameProblem, userRoom } from "../chat.ts";
 import type { AuthConfig } from "../config.ts";
 import { countedLog, log } from "../log.ts";
 import { rateLimiter } from "./rate-limit.ts";
+import { forgetMissedPackets, releaseMissedPackets } from "./recovery.ts";
 
 /** A real token is a few hundred bytes to a few KB: anything longer is refused before any work. */
 const MAX_TOKEN_LENGTH = 8192;
 /** setTimeout's longest delay (about 24.8 days): a later expiry is checked again then. */
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
-type Verify = (token: string) => Promise<{ sub?: unknown; exp?: number }>;
+type Verify = (token: string) => Promise<{ sub?: unknown; exp?: unknown }>;
+
+/** A refusal that is the server's trouble, not the token's: the client may try again (err.data.retry). */
+class CannotCheck extends Error {}
+
+/** One verifier per worker for all its namespaces: one key set, one fetch, one cooldown. */
+const verifiers = new WeakMap<AuthConfig, Verify | undefined>();
+/** One line per worker for all its namespaces. */
+const refused = countedLog("refused a handshake", 60_000, log);
 
 export function identifyUsers(nsp: Namespace, auth: AuthConfig): void {
-  const verify = tokenVerifier(auth);
-  const refused = countedLog("refused a handshake", 60_000, log);
+  if (!verifiers.has(auth)) verifiers.set(auth, tokenVerifier(auth));
+  const verify = verifiers.get(auth);
 
   nsp.use((socket, next) => {
     const data = socket.data as SocketData;
     const { token, name } = socket.handshake.auth as { token?: unknown; name?: unknown };
+    // The token has nothing more to do once read, and the handshake travels over Redis (fetchSockets
+    // answers): out of it in both modes (a client may send one to a server in open mode).
+    const { token: _read, ...rest } = socket.handshake.auth;
+    socket.handshake.auth = rest;
     if (!verify) {
       // Open mode: a name that cannot be one is left out, as if none was given.
       if (userNameProblem(name) === null) data.user = name as string;
@@ -41,20 +54,20 @@ export function identifyUsers(nsp: Namespace, auth: AuthConfig): void {
     checkToken(verify, token).then(
       ({ user, expiresAt }) => {
         Object.assign(data, { user, verified: true, expiresAt });
-        // Checked: the token has nothing more to do here, and the handshake travels over Redis.
-        const { token: _checked, ...rest } = socket.handshake.auth;
-        socket.handshake.auth = rest;
         next();
       },
       (reason: Error) => {
         refused(reason.message);
-        next(new Error(`unauthorized: ${reason.message}`));
+        forgetMissedPackets(socket.id);
+        const refusal = new Error(reason instanceof CannotCheck ? reason.message : `unauthorized: ${reason.message}`);
+        next(Object.assign(refusal, { data: { retry: reason instanceof CannotCheck } }));
       },
     );
   });
 
   nsp.on("connection", (socket: Socket) => {
     const data = socket.data as SocketData;
+    releaseMissedPackets(socket); // a recovered session's, once checked (lib/worker/recovery.ts)
     if (data.user !== undefined) socket.join(userRoom(data.user));
     if (data.expiresAt !== undefined) letGoAtExpiry(socket, data.expiresAt);
     answerNameClaims(socket, verify !== undefined);
@@ -72,20 +85,23 @@ function tokenVerifier(auth: AuthConfig): Verify | undefined {
     return async (token) => (await jwtVerify(token, await key, { ...claims, algorithms: ["HS256"] })).payload;
   }
   // Fetched at the first token, kept, fetched again when a token names a key id it does not know
-  // (at most once per AUTH_JWKS_COOLDOWN: a stream of forged key ids cannot make it fetch in a loop).
-  const keys: JWTVerifyGetKey = createRemoteJWKSet(auth.jwksUrl, { cooldownDuration: auth.jwksCooldown });
+  // (at most once per AUTH_JWKS_COOLDOWN: a stream of forged key ids cannot make it fetch in a loop)
+  // and when it is older than jose's cacheMaxAge (10 minutes: a key the provider withdrew stops
+  // working within that). A provider out of reach then costs nothing while the keys last: the set
+  // fetched before is used, and the worker says so.
+  const keys = createRemoteJWKSet(auth.jwksUrl, { cooldownDuration: auth.jwksCooldown });
+  const options = { ...claims, algorithms: ["RS256", "ES256"] };
   const unreachable = countedLog(`cannot fetch the signing keys at ${auth.jwksUrl.origin}${auth.jwksUrl.pathname}`);
   return async (token) => {
     try {
-      return (await jwtVerify(token, keys, { ...claims, algorithms: ["RS256", "ES256"] })).payload;
+      return (await jwtVerify(token, keys, options)).payload;
     } catch (err) {
-      if (!isTokenProblem(err)) {
-        // The key set could not be fetched or read (no answer, not 200, not a JWKS): the token
-        // may be fine, this server cannot tell.
-        unreachable((err as Error).message);
-        throw Object.assign(new Error("the server cannot check tokens right now"), { code: "KIT_NO_KEYS" });
-      }
-      throw err;
+      if (isTokenProblem(err)) throw err;
+      // The key set could not be fetched or read (no answer, not 200, not a JWKS).
+      const last = keys.jwks();
+      unreachable(`${(err as Error).message}${last ? "; checking with the keys fetched before" : ""}`);
+      if (last) return (await jwtVerify(token, createLocalJWKSet(last), options)).payload;
+      throw new CannotCheck("the server cannot check tokens right now: try again");
     }
   };
 }
@@ -104,15 +120,16 @@ async function checkToken(verify: Verify, token: unknown): Promise<{ user: strin
   try {
     payload = await verify(token);
   } catch (err) {
+    if (err instanceof CannotCheck) throw err;
     throw new Error(whyRefused(err));
   }
   const problem = userNameProblem(payload.sub);
   if (problem) throw new Error(`the token's sub cannot name a user: ${problem}`);
-  return { user: payload.sub as string, expiresAt: payload.exp! * 1000 };
+  return { user: payload.sub as string, expiresAt: (payload.exp as number) * 1000 };
 }
 
 function whyRefused(err: unknown): string {
-  const { code, claim, message } = err as { code?: string; claim?: string; message: string };
+  const { code, claim, reason, message } = err as { code?: string; claim?: string; reason?: string; message: string };
   switch (code) {
     case "ERR_JWT_EXPIRED":
       return "token expired";
@@ -125,13 +142,13 @@ function whyRefused(err: unknown): string {
     case "ERR_JWT_CLAIM_VALIDATION_FAILED":
       if (claim === "nbf") return "token not valid yet";
       if (claim === "iss" || claim === "aud") return `token not meant for this server (${claim})`;
-      return `token without "${claim}"`;
+      return reason === "missing" ? `token without "${claim}"` : `token with an invalid "${claim}"`;
     case "ERR_JWS_INVALID":
     case "ERR_JWT_INVALID":
     case "ERR_JOSE_NOT_SUPPORTED":
       return "malformed token";
   }
-  return message; // "the server cannot check tokens right now", from the key set fetch above
+  return message;
 }
 
 /**

@@ -6,10 +6,10 @@
  * first join and last leave each cost a Redis SSUBSCRIBE or SUNSUBSCRIBE.
  */
 import type { Socket } from "socket.io";
-import { roomNameProblem } from "../chat.ts";
+import { isUserRoom, roomNameProblem } from "../chat.ts";
 import { rateLimiter } from "./rate-limit.ts";
 
-/** Most rooms one socket may be in besides its own id room. */
+/** Most rooms one socket may be in besides its own id room and its user's room. */
 const MAX_ROOMS_PER_SOCKET = 20;
 /** Joins and leaves one client may make per second, after a burst of twice that. */
 const ROOM_CHANGES_PER_SECOND = 20;
@@ -19,7 +19,9 @@ export function answerRoomRequests(socket: Socket): void {
   const withinLimit = rateLimiter(ROOM_CHANGES_PER_SECOND);
   const tooFast = "too many room changes, slow down";
   socket.on("join", (room: unknown, answer: unknown) => {
-    const full = !socket.rooms.has(room as string) && socket.rooms.size > MAX_ROOMS_PER_SOCKET; // rooms holds its id room too
+    // The socket's id room and its user's room are the server's: only the client's own count.
+    const own = [...socket.rooms].filter((name) => name !== socket.id && !isUserRoom(name)).length;
+    const full = !socket.rooms.has(room as string) && own >= MAX_ROOMS_PER_SOCKET;
     const problem = roomNameProblem(room) ?? (full ? `at most ${MAX_ROOMS_PER_SOCKET} rooms per client` : null) ?? (withinLimit() ? null : tooFast);
     if (!problem) socket.join(room as string);
     if (typeof answer === "function") answer(problem);
