@@ -82,27 +82,60 @@ interface Session {
   socketNames: Map<string, string>;
 }
 
-/** Runs `scenario` against a fresh private Redis under MONITOR, and returns what it captured. */
-async function capture(adapter: AdapterName, scenario: (session: Session) => Promise<void>): Promise<Trace> {
-  const redis = await startPrivateRedis();
-  const monitor = createClient({ url: redis.url });
-  const marker = createClient({ url: redis.url });
-  const scripts: Script[] = [];
+/** What Redis runs, read step by step under `MONITOR`. */
+export interface Monitor {
+  redisVersion: string;
+  /** The commands Redis ran since the last call (since MONITOR started, the first time), the workers' health checks left out. */
+  next(): Promise<Command[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * MONITOR on a connection of its own. A step ends with an ECHO on another connection: once MONITOR
+ * has shown it, every command Redis ran before it has been seen.
+ */
+export async function monitorRedis(url: string): Promise<Monitor> {
+  const monitor = createClient({ url });
+  const marker = createClient({ url });
+  const close = async () => void (await Promise.allSettled([monitor.close(), marker.close()]));
   try {
     await Promise.all([monitor.connect(), marker.connect()]);
     const redisVersion = /redis_version:(\S+)/.exec(await marker.info("server"))?.[1] ?? "unknown";
-
     const seen: string[] = [];
     const seenMarks: (() => void)[] = [];
     await monitor.monitor((line) => {
       seen.push(String(line));
       if (String(line).includes(MARK)) seenMarks.shift()?.();
     });
+    return {
+      redisVersion,
+      async next() {
+        const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
+        await marker.echo(MARK);
+        await marked;
+        // The workers' health checks (a PING on each connection once a while, lib/redis/health.ts;
+        // INFO at start, the same module) come at times of their own: left out of every trace.
+        return seen.splice(0).map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
+/** Runs `scenario` against a fresh private Redis under MONITOR, and returns what it captured. */
+async function capture(adapter: AdapterName, scenario: (session: Session) => Promise<void>): Promise<Trace> {
+  const redis = await startPrivateRedis();
+  let monitor: Monitor | undefined;
+  const scripts: Script[] = [];
+  try {
+    monitor = await monitorRedis(redis.url);
+    const { redisVersion } = monitor;
     const port = await freePort();
     const env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}`, ADAPTER: adapter };
     const steps: Step[] = [];
-    let from = 0;
     const printedFrom = new Map<Script, number>();
     const session: Session = {
       env,
@@ -120,19 +153,12 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
       },
       async endStep(title, shell, named = {}) {
         await sleep(SETTLE_MS);
-        const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
-        await marker.echo(MARK);
-        await marked;
-        const lines = seen.slice(from);
-        from = seen.length;
+        const commands = await monitor!.next();
         const printed: string[] = [];
         for (const [name, script] of Object.entries(named)) {
           printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
           printedFrom.set(script, script.stdout.length);
         }
-        // The workers' health checks (a PING on each connection once a while, lib/redis/health.ts;
-        // INFO at start, the same module) come at times of their own: left out of every trace.
-        const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
         steps.push({ title, shell, printed, commands });
       },
     };
@@ -143,7 +169,7 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
     return { adapter, redisVersion, steps, socketNames: session.socketNames };
   } finally {
     // MONITOR first, so that the shutdown's UNSUBSCRIBEs stay out of the trace.
-    await Promise.allSettled([monitor.close(), marker.close()]);
+    await monitor?.close();
     await Promise.allSettled(scripts.map((script) => script.stop()));
     await redis.stop();
   }
@@ -373,8 +399,8 @@ export function renderTrace(trace: Trace): string {
 /** The kit's own health checks, not the adapter's protocol nor node-redis's: left out of every capture. */
 const HEALTH_CHECKS = /^"(PING|INFO)"/i;
 
-/** Commands that are connection chatter, not the adapter's protocol: left out of the tour. */
-const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
+/** Commands that are connection chatter, not the adapter's protocol: left out of the tour and of what a publisher sent. */
+export const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
 
 /**
  * An adapter tour as a Markdown page with one block, as docs/reference/adapters.md shows it: each step's
