@@ -20,8 +20,9 @@ import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
 import { startCluster, workerOf } from "./cluster.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
-import { run, runToEnd, type Script, sleep } from "./scripts.ts";
+import { run, runToEnd, type Script, shellLine, sleep } from "./scripts.ts";
 import { connected } from "./sockets.ts";
+import type { Report } from "./conformance.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
 export interface Command {
@@ -521,4 +522,37 @@ export function byteTable(payload: Buffer): ByteRow[] {
   });
   if (!Buffer.concat(parts).equals(payload)) throw new Error("the rows do not add up to the payload");
   return rows;
+}
+
+/**
+ * What a publisher sent for each case of the conformance check (support/conformance.ts), as the
+ * ```sent blocks of docs/learn/any-language.md show it: each case's command, then what Redis ran
+ * for it, as MONITOR quotes it, each message decoded below its line. `npm run conformance -- --sent`
+ * prints it; test/trace.test.ts compares the page's blocks with a live run.
+ */
+export function renderSent(report: Report): string {
+  const lines = ["```sent", `# ADAPTER=${report.adapter}: what the publisher sent to Redis for each case of npm run conformance`];
+  for (const result of report.results) {
+    lines.push(`# ${result.name}: ${result.about}`, `# $ ADAPTER=${report.adapter} ${shellLine(result.command)}`);
+    if (result.sent.length === 0) lines.push("# (no Redis command)");
+    for (const { args } of result.sent) {
+      lines.push(args);
+      const decoded = decodedPayload(args);
+      if (decoded) lines.push(`    ${decoded.format}: ${JSON.stringify(decoded.value)}`);
+    }
+  }
+  return [...lines, "```"].join("\n");
+}
+
+/** A PUBLISH's or SPUBLISH's message (decodedMessage), or an XADD's fields with the JSON of its data field parsed. */
+function decodedPayload(args: string): { format: string; value: unknown } | undefined {
+  const message = decodedMessage(args);
+  if (message) return message;
+  const [name, ...rest] = argumentBytes(args).map((arg) => arg.toString());
+  const id = rest.indexOf("*");
+  if (name?.toUpperCase() !== "XADD" || id === -1) return undefined;
+  const fields = rest.slice(id + 1);
+  const entry: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!.startsWith("{") ? JSON.parse(fields[i + 1]!) : fields[i + 1];
+  return { format: "fields", value: entry };
 }
