@@ -1,6 +1,8 @@
 /**
  * docs/ is the thing under test here: every ```trace block in docs/ must match a live capture
  * of the same step (support/capture.ts), and the example of docs/learn/any-language.md must deliver.
+ * The ```sent blocks of that page (what publishers/publish.py sends on each adapter) must be, byte
+ * for byte, what a live conformance run sends (support/conformance.ts), but for the socket id.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
  * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
