@@ -20,8 +20,9 @@ import { io as connect, type Socket } from "socket.io-client";
 import type { AdapterName } from "../lib/config.ts";
 import { startCluster, workerOf } from "./cluster.ts";
 import { freePort, startPrivateRedis } from "./redis.ts";
-import { run, runToEnd, type Script, sleep } from "./scripts.ts";
+import { run, runToEnd, type Script, shellLine, sleep } from "./scripts.ts";
 import { connected } from "./sockets.ts";
+import type { Report } from "./conformance.ts";
 
 /** One command as MONITOR printed it: the connection that sent it and its arguments. */
 export interface Command {
@@ -82,27 +83,60 @@ interface Session {
   socketNames: Map<string, string>;
 }
 
-/** Runs `scenario` against a fresh private Redis under MONITOR, and returns what it captured. */
-async function capture(adapter: AdapterName, scenario: (session: Session) => Promise<void>): Promise<Trace> {
-  const redis = await startPrivateRedis();
-  const monitor = createClient({ url: redis.url });
-  const marker = createClient({ url: redis.url });
-  const scripts: Script[] = [];
+/** What Redis runs, read step by step under `MONITOR`. */
+export interface Monitor {
+  redisVersion: string;
+  /** The commands Redis ran since the last call (since MONITOR started, the first time), the workers' health checks left out. */
+  next(): Promise<Command[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * MONITOR on a connection of its own. A step ends with an ECHO on another connection: once MONITOR
+ * has shown it, every command Redis ran before it has been seen.
+ */
+export async function monitorRedis(url: string): Promise<Monitor> {
+  const monitor = createClient({ url });
+  const marker = createClient({ url });
+  const close = async () => void (await Promise.allSettled([monitor.close(), marker.close()]));
   try {
     await Promise.all([monitor.connect(), marker.connect()]);
     const redisVersion = /redis_version:(\S+)/.exec(await marker.info("server"))?.[1] ?? "unknown";
-
     const seen: string[] = [];
     const seenMarks: (() => void)[] = [];
     await monitor.monitor((line) => {
       seen.push(String(line));
       if (String(line).includes(MARK)) seenMarks.shift()?.();
     });
+    return {
+      redisVersion,
+      async next() {
+        const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
+        await marker.echo(MARK);
+        await marked;
+        // The workers' health checks (a PING on each connection once a while, lib/redis/health.ts;
+        // INFO at start, the same module) come at times of their own: left out of every trace.
+        return seen.splice(0).map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
+/** Runs `scenario` against a fresh private Redis under MONITOR, and returns what it captured. */
+async function capture(adapter: AdapterName, scenario: (session: Session) => Promise<void>): Promise<Trace> {
+  const redis = await startPrivateRedis();
+  let monitor: Monitor | undefined;
+  const scripts: Script[] = [];
+  try {
+    monitor = await monitorRedis(redis.url);
+    const { redisVersion } = monitor;
     const port = await freePort();
     const env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}`, ADAPTER: adapter };
     const steps: Step[] = [];
-    let from = 0;
     const printedFrom = new Map<Script, number>();
     const session: Session = {
       env,
@@ -120,19 +154,12 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
       },
       async endStep(title, shell, named = {}) {
         await sleep(SETTLE_MS);
-        const marked = new Promise<void>((resolve) => seenMarks.push(resolve));
-        await marker.echo(MARK);
-        await marked;
-        const lines = seen.slice(from);
-        from = seen.length;
+        const commands = await monitor!.next();
         const printed: string[] = [];
         for (const [name, script] of Object.entries(named)) {
           printed.push(...script.stdout.slice(printedFrom.get(script) ?? 0).map((line) => `${name}: ${line}`));
           printedFrom.set(script, script.stdout.length);
         }
-        // The workers' health checks (a PING on each connection once a while, lib/redis/health.ts;
-        // INFO at start, the same module) come at times of their own: left out of every trace.
-        const commands = lines.map(parseMonitorLine).filter((command) => !command.args.includes(MARK) && !HEALTH_CHECKS.test(command.args));
         steps.push({ title, shell, printed, commands });
       },
     };
@@ -143,7 +170,7 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
     return { adapter, redisVersion, steps, socketNames: session.socketNames };
   } finally {
     // MONITOR first, so that the shutdown's UNSUBSCRIBEs stay out of the trace.
-    await Promise.allSettled([monitor.close(), marker.close()]);
+    await monitor?.close();
     await Promise.allSettled(scripts.map((script) => script.stop()));
     await redis.stop();
   }
@@ -373,8 +400,8 @@ export function renderTrace(trace: Trace): string {
 /** The kit's own health checks, not the adapter's protocol nor node-redis's: left out of every capture. */
 const HEALTH_CHECKS = /^"(PING|INFO)"/i;
 
-/** Commands that are connection chatter, not the adapter's protocol: left out of the tour. */
-const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
+/** Commands that are connection chatter, not the adapter's protocol: left out of the tour and of what a publisher sent. */
+export const CHATTER = /^"(PING|HELLO|CLIENT|INFO|SELECT)"/i;
 
 /**
  * An adapter tour as a Markdown page with one block, as docs/reference/adapters.md shows it: each step's
@@ -495,4 +522,37 @@ export function byteTable(payload: Buffer): ByteRow[] {
   });
   if (!Buffer.concat(parts).equals(payload)) throw new Error("the rows do not add up to the payload");
   return rows;
+}
+
+/**
+ * What a publisher sent for each case of the conformance check (support/conformance.ts), as the
+ * ```sent blocks of docs/learn/any-language.md show it: each case's command, then what Redis ran
+ * for it, as MONITOR quotes it, each message decoded below its line. `npm run conformance -- --sent`
+ * prints it; test/trace.test.ts compares the page's blocks with a live run.
+ */
+export function renderSent(report: Report): string {
+  const lines = ["```sent", `# ADAPTER=${report.adapter}: what the publisher sent to Redis for each case of npm run conformance`];
+  for (const result of report.results) {
+    lines.push(`# ${result.name}: ${result.about}`, `# $ ADAPTER=${report.adapter} ${shellLine(result.command)}`);
+    if (result.sent.length === 0) lines.push("# (no Redis command)");
+    for (const { args } of result.sent) {
+      lines.push(args);
+      const decoded = decodedPayload(args);
+      if (decoded) lines.push(`    ${decoded.format}: ${JSON.stringify(decoded.value)}`);
+    }
+  }
+  return [...lines, "```"].join("\n");
+}
+
+/** A PUBLISH's or SPUBLISH's message (decodedMessage), or an XADD's fields with the JSON of its data field parsed. */
+function decodedPayload(args: string): { format: string; value: unknown } | undefined {
+  const message = decodedMessage(args);
+  if (message) return message;
+  const [name, ...rest] = argumentBytes(args).map((arg) => arg.toString());
+  const id = rest.indexOf("*");
+  if (name?.toUpperCase() !== "XADD" || id === -1) return undefined;
+  const fields = rest.slice(id + 1);
+  const entry: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!.startsWith("{") ? JSON.parse(fields[i + 1]!) : fields[i + 1];
+  return { format: "fields", value: entry };
 }

@@ -54,14 +54,23 @@ export interface RunOptions {
 export function run(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", options: RunOptions = {}): Script {
   if (options.flags?.length && runtime !== "node") throw new Error(`flags are Node's: ${script} runs on ${runtime}`);
   const direct = commandFor(runtime, script, args, options.flags);
-  const [command, ...commandArgs] = options.netns ? ["ip", "netns", "exec", options.netns, ...direct] : direct;
+  const command = options.netns ? ["ip", "netns", "exec", options.netns, ...direct] : direct;
+  const label = [options.netns ? `(${options.netns})` : "", runtime, ...(options.flags ?? []), script, ...args].join(" ").trim();
+  return start(command, env, label);
+}
+
+/** Starts any program (a publisher written in another language, a shell), as run() starts the kit's scripts. */
+export function runCommand(command: string[], env: Record<string, string>): Script {
+  return start(command, env, command.join(" "));
+}
+
+function start([command, ...commandArgs]: string[], env: Record<string, string>, label: string): Script {
   const child = spawn(command!, commandArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group: stop() reaches cluster workers and tsx's child too
   });
-  const label = [options.netns ? `(${options.netns})` : "", runtime, ...(options.flags ?? []), script, ...args].join(" ").trim();
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
@@ -133,13 +142,26 @@ export async function stopAll(): Promise<void> {
 
 /** Runs a script to its end with a deadline; for the one-shot commands. */
 export async function runToEnd(script: string, args: string[], env: Record<string, string>, runtime: Runtime = "node", ms = 15_000, options: RunOptions = {}) {
+  return toEnd(run(script, args, env, runtime, options), ms);
+}
+
+/** Runs any program to its end with a deadline; `timedOut` when it had to be stopped. */
+export async function runCommandToEnd(command: string[], env: Record<string, string>, ms = 15_000) {
+  return toEnd(runCommand(command, env), ms);
+}
+
+async function toEnd(process: Script, ms: number) {
   const started = Date.now();
-  const process = run(script, args, env, runtime, options);
-  const timer = setTimeout(() => process.stop(), ms);
-  const { code } = await process.exited;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    process.stop();
+  }, ms);
+  // It may not start at all (no such program): spawn's error is its last line.
+  const { code } = await process.exited.catch((err: Error) => (process.stderr.push(err.message), { code: null }));
   clearTimeout(timer);
   await process.stop();
-  return { code, stdout: process.stdout, stderr: process.stderr.filter((line) => line !== ""), ms: Date.now() - started };
+  return { code, stdout: process.stdout, stderr: process.stderr.filter((line) => line !== ""), ms: Date.now() - started, timedOut };
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -162,13 +184,18 @@ export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /** SIGTERM to the group of `child`, SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
 export async function stopGroup(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return; // ended, or never started
   const exited = new Promise((resolve) => child.once("exit", resolve));
   signalGroup(child, "SIGTERM");
   const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
   signalGroup(child, "SIGKILL"); // anything the process group left behind
+}
+
+/** A command line as a reader would type it into a shell: arguments quoted where a shell needs it. */
+export function shellLine(command: string[]): string {
+  return command.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(" ");
 }
 
 /** `text` as a literal inside a RegExp. */

@@ -19,7 +19,7 @@ const markdownFiles = ["README.md", "README.ja.md", ...readdirSync(join(ROOT, "d
  * into a folder that is gone (or not there yet) fails instead of going unnoticed. A new top-level
  * folder must be added here: the first test says so.
  */
-const TOP_LEVEL_FOLDERS = ["bench", "docs", "hosts", "lib", "public", "support", "test", "tools"];
+const TOP_LEVEL_FOLDERS = ["bench", "docs", "hosts", "lib", "public", "publishers", "support", "test", "tools"];
 /** Files at the root that prose names without a folder. */
 const ROOT_FILES = ["index.ts", "client.ts", "emitter.ts", "package.json", "package-lock.json", "tsconfig.json", "README.md", "README.ja.md"];
 

@@ -1,6 +1,8 @@
 /**
  * docs/ is the thing under test here: every ```trace block in docs/ must match a live capture
  * of the same step (support/capture.ts), and the example of docs/learn/any-language.md must deliver.
+ * The ```sent blocks of that page (what publishers/publish.py sends on each adapter) must be, byte
+ * for byte, what a live conformance run sends (support/conformance.ts), but for the socket id.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
  * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
@@ -11,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { createClient } from "redis";
+import { ADAPTERS } from "../lib/config.ts";
 import {
   argumentBytes,
   byteTable,
@@ -23,7 +26,9 @@ import {
   STEP_TITLES,
   type Trace,
   captureTrace,
+  renderSent,
 } from "../support/capture.ts";
+import { PUBLISHER_ARGUMENTS, type Report, renderReport, startRig } from "../support/conformance.ts";
 import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
 import { ROOT, run, type Script, sleep, stopAll } from "../support/scripts.ts";
 
@@ -94,7 +99,9 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
   let others: Script[];
   let idA: string;
   let env: Record<string, string>;
-  const [definition, ...uses] = shellBlocks(readFileSync(`${DOCS}learn/any-language.md`, "utf8"));
+  // The definition of publish(), then the blocks that call it (the page has others: Python, PHP, the check).
+  const [definition, ...rest] = shellBlocks(readFileSync(`${DOCS}learn/any-language.md`, "utf8"));
+  const uses = rest.filter((block) => block.startsWith("publish "));
 
   before(async () => {
     cluster = await startCluster();
@@ -155,6 +162,48 @@ describe("docs/learn/any-language.md: publishing with redis-cli and Lua, no Sock
     assert.deepEqual(decodedMessage(live.args), JSON.parse(JSON.stringify(decodedMessage(shown.args)).replaceAll(pageId, idA)));
   });
 });
+
+describe("docs/learn/any-language.md: the bytes publishers/publish.py sends on each adapter, as a live run sends them", () => {
+  const page = readFileSync(`${DOCS}learn/any-language.md`, "utf8");
+  const shown = [...page.matchAll(/^```sent\n([\s\S]*?)^```$/gm)].map((match) => `\`\`\`sent\n${match[1]}\`\`\``);
+  const noPython = spawnSync("/usr/bin/python3", ["-c", "import redis, msgpack"]).status === 0 ? null : "not installed: apt-get install -y python3-redis python3-msgpack";
+  const skip = noPython !== null && process.env.CI !== "true" ? noPython : false;
+
+  for (const adapter of ADAPTERS) {
+    test(`ADAPTER=${adapter}: each case the page shows is what npm run conformance -- --sent prints today`, { skip }, async () => {
+      if (noPython) throw new Error(`CI=true: ${noPython}`);
+      const block = shown.find((text) => text.startsWith(`\`\`\`sent\n# ADAPTER=${adapter}:`));
+      assert.ok(block, `no \`\`\`sent block for ${adapter}`);
+      const rig = await startRig(adapter);
+      let report: Report;
+      try {
+        report = await rig.check({ command: ["/usr/bin/python3", "publishers/publish.py", ...PUBLISHER_ARGUMENTS] });
+      } finally {
+        await rig.stop();
+      }
+      assert.equal(report.passed, true, renderReport(report));
+      // The run's socket id in place of the page's: both are 20 characters, so MessagePack lengths hold.
+      const liveId = report.results.find((result) => result.name === "socket")!.values.socket!;
+      const pageId = /^# \$ .* --room=([\w-]{20}) /m.exec(block)?.[1];
+      const live = sentCases(pageId ? renderSent(report).replaceAll(liveId, pageId) : renderSent(report));
+      const cases = sentCases(block);
+      assert.ok(cases.size > 0);
+      assert.equal(block.split("\n")[1], renderSent(report).split("\n")[1]);
+      for (const [title, text] of cases) assert.equal(text, live.get(title), `docs/learn/any-language.md, ${adapter}, ${title}`);
+    });
+  }
+});
+
+/** A ```sent block cut into its cases: "# room: room lobby" and the lines that follow it. */
+function sentCases(block: string): Map<string, string> {
+  const cases = new Map<string, string>();
+  let title = "";
+  for (const line of block.split("\n").slice(2, -1)) {
+    if (/^# \w+: /.test(line) && !line.startsWith("# $")) cases.set((title = line), "");
+    else cases.set(title, `${cases.get(title)}${line}\n`);
+  }
+  return cases;
+}
 
 /** The ```trace blocks of a Markdown text. */
 function traceBlocks(file: string, markdown: string): Block[] {
