@@ -6,6 +6,9 @@
  *   npx tsx emitter.ts <socket id>             only that socket gets "Hi guys from Emitter"
  *   npx tsx emitter.ts --room lobby --message "hi lobby"
  *   npx tsx emitter.ts --server-side           every worker logs it and relays it to its clients
+ *   npx tsx emitter.ts --list                  every socket on every worker and host, its user and rooms
+ *   npx tsx emitter.ts --online alice          "alice: 2 sockets" (exit 0) or "alice: offline" (exit 3)
+ *   npx tsx emitter.ts --ack --user alice      "acknowledged by 2 of 2 clients" (exit 0; 1 if one did not)
  *   npx tsx emitter.ts --help                  every option (lib/emitter/command.ts)
  *   (also: npm run emit -- [args], bun emitter.ts, deno run -A emitter.ts)
  *
@@ -14,9 +17,11 @@
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { readRedisConfig } from "./lib/config.ts";
+import { ackReport, listReport, onlineReport, type Report } from "./lib/emitter/answers.ts";
 import { EMITTER_USAGE, readEmitterCommand } from "./lib/emitter/command.ts";
+import { emitWithAck, listSockets } from "./lib/emitter/requests.ts";
 import { type NamespaceEmitter, shardedStreamsEmitter } from "./lib/emitter/sharded-streams.ts";
-import { Failure, onUncaught } from "./lib/failures.ts";
+import { Failure, onUncaught, UsageError } from "./lib/failures.ts";
 import { redisFailure } from "./lib/redis/client.ts";
 import { connectEmitterRedis } from "./lib/redis/connections.ts";
 import { commandsInFlight } from "./lib/redis/shims.ts";
@@ -33,7 +38,34 @@ if (command.operation === "help") {
   process.exit(0);
 }
 const config = readRedisConfig();
-const redisClient = await connectEmitterRedis(config); // Redis out of reach, or not answering within REDIS_TIMEOUT: one line, exit 1
+// --list, --online and --ack ask the servers and wait for their answers, up to --timeout.
+const asks = command.operation === "list" || command.operation === "online" || command.ack;
+const answerTimeout = command.timeout ?? config.redisTimeout;
+if (asks && config.redis.kind === "redis-cluster") {
+  throw new UsageError("emitter.ts: --list, --online and --ack count the servers with PUBSUB on one node; on a Redis Cluster they would have to ask every master, which the kit does not do yet");
+}
+// Redis out of reach, or not answering within REDIS_TIMEOUT: one line, exit 1.
+const redisClient = await connectEmitterRedis(config, undefined, asks ? answerTimeout : 0);
+
+if (asks) {
+  // The answers come on a channel of the emitter's own, heard by a second connection.
+  const answers = redisClient.duplicate();
+  answers.on("error", () => {});
+  let report: Report;
+  try {
+    await answers.connect();
+    const targets = { nsp: command.nsp, rooms: command.rooms, except: command.except };
+    if (command.operation === "list") report = listReport(await listSockets(redisClient, answers, config.adapter, targets, answerTimeout), command.nsp);
+    else if (command.operation === "online") report = onlineReport(await listSockets(redisClient, answers, config.adapter, targets, answerTimeout), command.user, command.nsp);
+    else report = ackReport(await emitWithAck(redisClient, answers, config.adapter, targets, command.event, command.message, answerTimeout), command.nsp);
+  } catch (err) {
+    throw new Failure(`Redis refused the question: ${redisFailure(err)}`);
+  }
+  console.log(report.lines.join("\n"));
+  await answers.close();
+  await redisClient.close();
+  process.exit(report.code);
+}
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =
