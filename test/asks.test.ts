@@ -12,7 +12,7 @@ import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { EXIT_OFFLINE } from "../lib/failures.ts";
 import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
 import { monitorRedis } from "../support/capture.ts";
-import { run, runToEnd, type Runtime, sleep, stopAll, until } from "../support/scripts.ts";
+import { run, runToEnd, type Runtime, sleep, stopAll } from "../support/scripts.ts";
 import { connected, type Recorder, record } from "../support/sockets.ts";
 
 /** A client of user `name`; `acks` false: it shows messages but never acknowledges them. */
@@ -57,16 +57,11 @@ async function answerChannel(redisUrl: string, adapter: AdapterName): Promise<st
   await redis.connect();
   try {
     const [kind, pattern] = adapter === "classic" ? ["CHANNELS", "socket.io-response#/#emitter-*"] : [adapter === "sharded" ? "SHARDCHANNELS" : "CHANNELS", "socket.io#/#emitter-*"];
-    let channels: string[] = [];
-    await until(
-      async () => {
-        channels = (await redis.sendCommand(["PUBSUB", kind!, pattern!])) as string[];
-        return channels.length === 1;
-      },
-      20_000,
-      "the emitter's answer channel",
-    );
-    return channels[0]!;
+    for (const started = Date.now(); Date.now() - started < 20_000; await sleep(50)) {
+      const channels = (await redis.sendCommand(["PUBSUB", kind!, pattern!])) as string[];
+      if (channels.length === 1) return String(channels[0]);
+    }
+    throw new Error("the emitter's answer channel did not appear within 20 s");
   } finally {
     await redis.close();
   }
