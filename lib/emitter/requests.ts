@@ -220,9 +220,9 @@ async function ask(
   return servers;
 }
 
-/** A uid of the emitter's own for one run: the servers answer to it. */
+/** A uid of the emitter's own for one run: the servers answer to it. Not 20 characters long, as a socket id is. */
 export function requesterUid(): string {
-  return `emitter-${randomBytes(6).toString("hex")}`;
+  return `emitter-${randomBytes(8).toString("hex")}`;
 }
 
 /** The sockets of `targets` on every server, deduplicated by id, and how many servers answered. */
