@@ -12,6 +12,7 @@ import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { EXIT_OFFLINE } from "../lib/failures.ts";
 import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
 import { monitorRedis } from "../support/capture.ts";
+import { freePort } from "../support/redis.ts";
 import { run, runToEnd, type Runtime, sleep, stopAll } from "../support/scripts.ts";
 import { connected, type Recorder, record } from "../support/sockets.ts";
 
@@ -85,6 +86,34 @@ async function publishGarbage(redisUrl: string, adapter: AdapterName, channel: s
     await redis.close();
   }
 }
+
+test("--help names the questions; a wrong question is one line and exit 2, before Redis is touched", async () => {
+  const help = await runToEnd("emitter.ts", ["--help"], {});
+  for (const option of ["--list", "--online", "--ack", "--timeout"]) assert.ok(help.stdout.join("\n").includes(option), `--help lacks ${option}`);
+  // Redis points nowhere: had the emitter gone on, it would have failed to connect, with exit 1.
+  const env = { REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
+  const cases: [string[], RegExp, Record<string, string>?][] = [
+    [["--list", "--ack"], /--ack goes with an emit, not with --list/],
+    [["--join", "vip", "--ack"], /--ack goes with an emit, not with --join/],
+    [["--list", "--online", "alice"], /--list and --online do not go together/],
+    [["--online", "alice", "--room", "vip"], /--online NAME asks about one user/],
+    [["--online", "alice", "--user", "bob"], /--online NAME asks about one user/],
+    [["--online", ""], /--online "": a user name has 1 to/],
+    [["--online"], /argument missing/],
+    [["--timeout", "100"], /--timeout goes with --list, --online or --ack/],
+    [["--list", "--timeout", "soon"], /--timeout takes a whole number of milliseconds/],
+    [["--list", "--timeout", "0"], /--timeout takes a whole number of milliseconds/],
+    [["--list", "--message", "hi"], /--event and --message go with an emit, not with --list/],
+    [["--list"], /on a Redis Cluster/, { REDIS_URL: "", REDIS_CLUSTER_URLS: env.REDIS_URL }],
+  ];
+  const results = await Promise.all(cases.map(([args, , extra]) => runToEnd("emitter.ts", args, { ...env, ...extra })));
+  results.forEach((result, i) => {
+    const [args, line] = cases[i]!;
+    assert.equal(result.code, 2, `emitter.ts ${args.join(" ")}: exit ${result.code}; ${result.stderr.join("\n")}`);
+    assert.equal(result.stderr.length, 1, `emitter.ts ${args.join(" ")} printed ${JSON.stringify(result.stderr)}`);
+    assert.match(result.stderr[0]!, line);
+  });
+});
 
 for (const adapter of ADAPTERS) {
   describe(`ADAPTER=${adapter}: emitter.ts asks the servers`, () => {
