@@ -17,9 +17,8 @@
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { readRedisConfig } from "./lib/config.ts";
-import { ackReport, listReport, onlineReport, type Report } from "./lib/emitter/answers.ts";
+import { askServers, asksServers, type Report } from "./lib/emitter/answers.ts";
 import { EMITTER_USAGE, readEmitterCommand } from "./lib/emitter/command.ts";
-import { emitWithAck, listSockets } from "./lib/emitter/requests.ts";
 import { type NamespaceEmitter, shardedStreamsEmitter } from "./lib/emitter/sharded-streams.ts";
 import { Failure, onUncaught, UsageError } from "./lib/failures.ts";
 import { redisFailure } from "./lib/redis/client.ts";
@@ -39,31 +38,24 @@ if (command.operation === "help") {
 }
 const config = readRedisConfig();
 // --list, --online and --ack ask the servers and wait for their answers, up to --timeout.
-const asks = command.operation === "list" || command.operation === "online" || command.ack;
+const asks = asksServers(command);
 const answerTimeout = command.timeout ?? config.redisTimeout;
 if (asks && config.redis.kind === "redis-cluster") {
   throw new UsageError("emitter.ts: --list, --online and --ack count the servers with PUBSUB on one node; on a Redis Cluster they would have to ask every master, which the kit does not do yet");
 }
-// Redis out of reach, or not answering within REDIS_TIMEOUT: one line, exit 1.
+// Redis out of reach, or not answering within REDIS_TIMEOUT (plus the wait for answers): one line, exit 1.
 const redisClient = await connectEmitterRedis(config, undefined, asks ? answerTimeout : 0);
 
 if (asks) {
-  // The answers come on a channel of the emitter's own, heard by a second connection.
-  const answers = redisClient.duplicate();
-  answers.on("error", () => {});
   let report: Report;
   try {
-    await answers.connect();
-    const targets = { nsp: command.nsp, rooms: command.rooms, except: command.except };
-    if (command.operation === "list") report = listReport(await listSockets(redisClient, answers, config.adapter, targets, answerTimeout), command.nsp);
-    else if (command.operation === "online") report = onlineReport(await listSockets(redisClient, answers, config.adapter, targets, answerTimeout), command.user, command.nsp);
-    else report = ackReport(await emitWithAck(redisClient, answers, config.adapter, targets, command.event, command.message, answerTimeout), command.nsp);
+    report = await askServers(redisClient, config.adapter, command, answerTimeout);
   } catch (err) {
     throw new Failure(`Redis refused the question: ${redisFailure(err)}`);
   }
-  console.log(report.lines.join("\n"));
-  await answers.close();
   await redisClient.close();
+  // Exits once the lines are written: a long --list to a pipe may still be on its way.
+  await new Promise((written) => process.stdout.write(`${report.lines.join("\n")}\n`, written));
   process.exit(report.code);
 }
 

@@ -1,18 +1,46 @@
 /**
- * lib/emitter/answers.ts: what emitter.ts prints of the servers' answers (lib/emitter/requests.ts),
- * and the exit code a shell script tests (docs/reference/exit-codes.md): 0 when the question got
- * its whole answer, 1 when a server did not answer in time or a client did not acknowledge, 3 for
- * `--online` when the user has no socket on any server.
+ * lib/emitter/answers.ts: emitter.ts's questions (--list, --online, --ack) asked of the servers
+ * (lib/emitter/requests.ts), what it prints of their answers, and the exit code a shell script
+ * tests (docs/reference/exit-codes.md): 0 when the question got its whole answer, 1 when a server
+ * did not answer in time or a client did not acknowledge, 3 for `--online` when the user has no
+ * socket on any server.
  *
  * --list prints a socket's id, its user and its rooms, nothing of its handshake: the workers keep
  * no secret there (lib/worker/identity.ts), and a terminal or a log is no place for headers anyway.
  */
+import { printable } from "../chat.ts";
+import type { AdapterName } from "../config.ts";
 import { EXIT_FAILURE, EXIT_OFFLINE } from "../failures.ts";
-import type { Acknowledgements, Census, SocketList } from "./requests.ts";
+import type { RedisClient } from "../redis/client.ts";
+import type { EmitterCommand } from "./command.ts";
+import { type Acknowledgements, type Census, emitWithAck, listSockets, type SocketList } from "./requests.ts";
 
 export interface Report {
   lines: string[];
   code: number;
+}
+
+/** Whether the command asks the servers rather than tells them. */
+export function asksServers(command: EmitterCommand): boolean {
+  return command.operation === "list" || command.operation === "online" || command.ack;
+}
+
+/**
+ * Asks the question of `command`, waiting at most `timeoutMs` for the answers, which come on a
+ * second connection (a subscriber) that is closed before this returns.
+ */
+export async function askServers(redis: RedisClient, adapter: AdapterName, command: EmitterCommand, timeoutMs: number): Promise<Report> {
+  const listener = redis.duplicate();
+  listener.on("error", () => {}); // connect() and the commands report failures
+  try {
+    await listener.connect();
+    const targets = { nsp: command.nsp, rooms: command.rooms, except: command.except };
+    if (command.operation === "online") return onlineReport(await listSockets(redis, listener, adapter, targets, timeoutMs), command.user, command.nsp);
+    if (command.operation === "list") return listReport(await listSockets(redis, listener, adapter, targets, timeoutMs), command.nsp);
+    return ackReport(await emitWithAck(redis, listener, adapter, targets, command.event, command.message, timeoutMs), command.nsp);
+  } finally {
+    await listener.close().catch(() => {});
+  }
 }
 
 /** "2 of 2 servers answered", or why there was nobody to ask. */
@@ -23,11 +51,6 @@ function serversLine({ servers, answered }: Census, nsp: string): string {
 
 function whole(census: Census): boolean {
   return census.servers > 0 && census.answered === census.servers;
-}
-
-/** Words and control characters that a terminal would act on are shown escaped. */
-function printable(text: string): string {
-  return JSON.stringify(text).slice(1, -1);
 }
 
 /** One line per socket, then "N sockets, A of S servers answered". */
