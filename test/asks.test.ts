@@ -3,7 +3,8 @@
  * --list, --online and --ack ask the servers through Redis, under each adapter, and say how many
  * servers answered. Real Redis, the real index.ts (2 workers), real clients in open mode (each
  * names its user at the handshake); one worker frozen with SIGSTOP, garbage on the answer channel,
- * a MONITOR capture that must not show a client's cookie or token. docs/learn/asking.md shows it.
+ * a MONITOR capture that must not show a client's cookie or token; client.ts and the chat page in
+ * Chromium acknowledge. docs/learn/asking.md shows it.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -11,6 +12,8 @@ import { createClient } from "redis";
 import { ADAPTERS, type AdapterName } from "../lib/config.ts";
 import { EXIT_OFFLINE } from "../lib/failures.ts";
 import { type Cluster, startCluster, workerOf } from "../support/cluster.ts";
+import type { Browser } from "playwright-core";
+import { launchBrowser, missingBrowser } from "../support/browser.ts";
 import { monitorRedis } from "../support/capture.ts";
 import { freePort } from "../support/redis.ts";
 import { run, runToEnd, type Runtime, sleep, stopAll } from "../support/scripts.ts";
@@ -271,3 +274,36 @@ for (const runtime of ["bun", "deno"] as Runtime[]) {
     });
   });
 }
+
+// Outside CI a missing browser skips with how to get it; under CI=true the test runs and fails.
+const noBrowser = missingBrowser();
+describe("client.ts and the chat page acknowledge what they show", { skip: noBrowser !== null && process.env.CI !== "true" ? noBrowser : false }, () => {
+  let cluster: Cluster;
+  let browser: Browser | undefined;
+  after(async () => {
+    await browser?.close();
+    await stopAll();
+    await cluster?.stop();
+  });
+
+  test("--ack to a page in Chromium and a client.ts: 2 of 2, for a chat message and for another event", async () => {
+    if (noBrowser) throw new Error(`CI=true: ${noBrowser}`);
+    cluster = await startCluster({ adapter: "classic" });
+    const terminal = run("client.ts", ["gus"], cluster.env);
+    await terminal.waitFor(/^connected, id: \S+$/, 20_000);
+    browser = await launchBrowser();
+    const page = await browser.newPage();
+    await page.goto(cluster.url);
+    await page.waitForFunction(() => document.getElementById("status")?.dataset.state === "connected", undefined, { polling: 50, timeout: 20_000 });
+
+    const chat = await runToEnd("emitter.ts", ["--ack", "--message", "seen?"], cluster.env, "node", 30_000);
+    assert.deepEqual([chat.code, chat.stdout], [0, ["acknowledged by 2 of 2 clients, 2 of 2 servers answered"]]);
+    const news = await runToEnd("emitter.ts", ["--ack", "--event", "news", "--message", "read it"], cluster.env, "node", 30_000);
+    assert.deepEqual([news.code, news.stdout], [0, ["acknowledged by 2 of 2 clients, 2 of 2 servers answered"]]);
+    // What was acknowledged was shown: the page's lines, client.ts's output.
+    const shown = await page.$$eval("#messages li", (items) => items.map((item) => item.textContent ?? ""));
+    assert.ok(shown.includes("seen?") && shown.includes("news: read it"), JSON.stringify(shown));
+    await terminal.waitFor(/^seen\?$/);
+    await terminal.waitFor(/^news: read it$/);
+  });
+});
