@@ -24,8 +24,9 @@
  *
  * The wait is bounded: after `timeoutMs` the answer is what came, with how many servers answered.
  * An answer that is not one (undecodable, another request's, a socket without an id) is dropped
- * alone. Counting needs PUBSUB on every node that holds subscribers: on a Redis Cluster that is
- * each master, which this module does not ask (emitter.ts says so, exit code 2).
+ * alone. On a Redis Cluster a PUBSUB count is one node's: node-redis puts a client's subscriptions
+ * on a random node, replicas included, so the counts of every master and replica are added (the
+ * adapters' own serverCount() adds the masters' only).
  */
 import { randomBytes } from "node:crypto";
 import { decode, encode } from "@msgpack/msgpack";
@@ -175,12 +176,28 @@ function summary(socket: unknown): SocketSummary | null {
   return { id: socket.id, rooms, ...(user === undefined ? {} : { user }) };
 }
 
-/** How many servers serve `nsp` now, as the adapter counts them. */
+/** A Redis Cluster client's nodes, as node-redis exposes them. */
+interface ClusterNodes {
+  masters: object[];
+  replicas: object[];
+  nodeClient(node: object): Promise<{ sendCommand(args: string[]): Promise<unknown> }>;
+}
+
+function isRedisCluster(redis: object): redis is ClusterNodes {
+  return Array.isArray((redis as Partial<ClusterNodes>).masters) && Array.isArray((redis as Partial<ClusterNodes>).replicas);
+}
+
+/** How many servers serve `nsp` now, as the adapter counts them, on every node of a Redis Cluster. */
 async function countServers(redis: AskingRedis, countCommand: string[]): Promise<number> {
-  const reply = await redis.sendCommand(countCommand);
-  const count = Array.isArray(reply) ? Number(reply[1]) : Number.NaN;
-  if (!Number.isSafeInteger(count) || count < 0) throw new Error(`unexpected answer to ${countCommand.join(" ")}: ${JSON.stringify(reply)}`);
-  return count;
+  const count = (reply: unknown) => {
+    const n = Array.isArray(reply) ? Number(reply[1]) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`unexpected answer to ${countCommand.join(" ")}: ${JSON.stringify(reply)}`);
+    return n;
+  };
+  if (!isRedisCluster(redis)) return count(await redis.sendCommand(countCommand));
+  const nodes = [...redis.masters, ...redis.replicas];
+  const counts = await Promise.all(nodes.map(async (node) => count(await (await redis.nodeClient(node)).sendCommand(countCommand))));
+  return counts.reduce((sum, n) => sum + n, 0);
 }
 
 /**
