@@ -84,7 +84,7 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         const listed = await runToEnd("emitter.ts", ["--list"], env, "node", 30_000);
         assert.deepEqual([listed.code, listed.stdout.at(-1)], [0, "2 sockets, 2 of 2 servers answered"], listed.stderr.join("\n"));
         const acked = await runToEnd("emitter.ts", ["--ack", "--user", "B", "--message", "ack from B?"], env, "node", 30_000);
-        assert.deepEqual([acked.code, acked.stdout], [0, ["acknowledged by 1 of 1 client, 2 of 2 servers answered"]], acked.stderr.join("\n"));
+        assert.deepEqual([acked.code, acked.stdout], [0, ["acknowledged by 1 of 1 client, 2 of 2 servers answered"]], `${acked.stderr.join("\n")}; B printed ${JSON.stringify(b.stdout.slice(-3))}, B's host ${JSON.stringify(hosts[1]!.stdout.slice(-5))} ${JSON.stringify(hosts[1]!.stderr.slice(-5))}`);
 
         // The node that carries this adapter's traffic for host 2: the sharded channel's master, the
         // stream's master, the node host 2's classic subscriber sits on, or Sentinel's master.
