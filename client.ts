@@ -80,13 +80,23 @@ socket.on("connect", () => {
   console.log(socket.recovered ? `reconnected, id: ${socket.id}, missed messages follow` : `connected, id: ${socket.id}`);
 });
 
-socket.on("chat message", (data) => {
+// A sender that asks for an acknowledgement (emitter.ts --ack) gets one once the line is shown: the
+// socket.io client passes the ack callback as the last argument.
+function acknowledge(args: unknown[]): void {
+  const ack = args.at(-1);
+  if (typeof ack === "function") ack();
+}
+
+socket.on("chat message", (data, ...rest: unknown[]) => {
   console.log(printable(String(data)));
+  acknowledge(rest);
 });
 
 // Any other event (emitter.ts --event NAME) is printed with its name.
-socket.onAny((event: string, data: unknown) => {
-  if (event !== "chat message" && event !== "token expired") console.log(printable(`${event}: ${String(data)}`));
+socket.onAny((event: string, data: unknown, ...rest: unknown[]) => {
+  if (event === "chat message" || event === "token expired") return;
+  console.log(printable(`${event}: ${String(data)}`));
+  acknowledge(rest);
 });
 
 // Auth mode: the token's time is up, and the server lets this socket go: a new token is needed.

@@ -6,6 +6,9 @@
  *   npx tsx emitter.ts <socket id>             only that socket gets "Hi guys from Emitter"
  *   npx tsx emitter.ts --room lobby --message "hi lobby"
  *   npx tsx emitter.ts --server-side           every worker logs it and relays it to its clients
+ *   npx tsx emitter.ts --list                  every socket on every worker and host, its user and rooms
+ *   npx tsx emitter.ts --online alice          "alice: 2 sockets" (exit 0) or "alice: offline" (exit 3)
+ *   npx tsx emitter.ts --ack --user alice      "acknowledged by 2 of 2 clients" (exit 0; 1 if one did not)
  *   npx tsx emitter.ts --help                  every option (lib/emitter/command.ts)
  *   (also: npm run emit -- [args], bun emitter.ts, deno run -A emitter.ts)
  *
@@ -14,6 +17,7 @@
  */
 import { Emitter } from "@socket.io/redis-emitter";
 import { readRedisConfig } from "./lib/config.ts";
+import { askServers, asksServers, type Report } from "./lib/emitter/answers.ts";
 import { EMITTER_USAGE, readEmitterCommand } from "./lib/emitter/command.ts";
 import { type NamespaceEmitter, shardedStreamsEmitter } from "./lib/emitter/sharded-streams.ts";
 import { Failure, onUncaught } from "./lib/failures.ts";
@@ -33,7 +37,24 @@ if (command.operation === "help") {
   process.exit(0);
 }
 const config = readRedisConfig();
-const redisClient = await connectEmitterRedis(config); // Redis out of reach, or not answering within REDIS_TIMEOUT: one line, exit 1
+// --list, --online and --ack ask the servers and wait for their answers, up to --timeout.
+const asks = asksServers(command);
+const answerTimeout = command.timeout ?? config.redisTimeout;
+// Redis out of reach, or not answering within REDIS_TIMEOUT (plus the wait for answers): one line, exit 1.
+const redisClient = await connectEmitterRedis(config, undefined, asks ? answerTimeout : 0);
+
+if (asks) {
+  let report: Report;
+  try {
+    report = await askServers(redisClient, config.adapter, command, answerTimeout);
+  } catch (err) {
+    throw new Failure(`Redis refused the question: ${redisFailure(err)}`);
+  }
+  await redisClient.close();
+  // Exits once the lines are written: a long --list to a pipe may still be on its way.
+  await new Promise((written) => process.stdout.write(`${report.lines.join("\n")}\n`, written));
+  process.exit(report.code);
+}
 
 // The official emitter speaks the classic adapter's format; ours the sharded and streams adapters'.
 const io: NamespaceEmitter =

@@ -5,9 +5,11 @@
  *   0  done
  *   1  something failed at run time: Redis, the server, a refused message, a port taken
  *   2  the command line or the environment is wrong: nothing was tried
+ *   3  emitter.ts --online: the user has no socket on any server (a plain answer, not a failure)
  */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_OFFLINE = 3;
 
 /** A wrong command line or environment. Its message is the whole line the user sees. */
 export class UsageError extends Error {

@@ -168,13 +168,24 @@ function start() {
     socket.connect();
   });
 
-  socket.on("chat message", (text) => show("received", String(text)));
+  // A sender that asks for an acknowledgement (emitter.ts --ack) gets one once the text is shown:
+  // socket.io passes the ack callback as the last argument.
+  const acknowledge = (args) => {
+    const ack = args[args.length - 1];
+    if (typeof ack === "function") ack();
+  };
+
+  socket.on("chat message", (text, ...rest) => {
+    show("received", String(text));
+    acknowledge(rest);
+  });
 
   // Any other event (emitter.ts --event NAME) is shown with its name.
   socket.onAny((event, ...args) => {
     if (event === "chat message" || event === "token expired") return;
-    const values = args.map((value) => (typeof value === "string" ? value : JSON.stringify(value)));
+    const values = args.filter((value) => typeof value !== "function").map((value) => (typeof value === "string" ? value : JSON.stringify(value)));
     show("event", `${event}: ${values.join(", ")}`);
+    acknowledge(args);
   });
 
   element("send").addEventListener("submit", (submit) => {

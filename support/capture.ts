@@ -59,8 +59,8 @@ export const POST_STEP_TITLES = [
   "server-side emit",
 ] as const;
 
-/** The post's steps (docs/learn/traces.md), then the kit's own (docs/learn/users.md). */
-export const STEP_TITLES = [...POST_STEP_TITLES, "emitter to user A"] as const;
+/** The post's steps (docs/learn/traces.md), then the kit's own (docs/learn/users.md, docs/learn/asking.md). */
+export const STEP_TITLES = [...POST_STEP_TITLES, "emitter to user A", "emitter lists user A", "emitter asks user A for acks"] as const;
 
 /** How long to let late commands arrive before closing a step (no assertion depends on it). */
 const SETTLE_MS = 500;
@@ -69,6 +69,10 @@ const STEP_TIMEOUT_MS = 20_000;
 const MARK = "trace: end of step";
 const SERVER_SIDE_TEXT = "hello workers";
 const USER_TEXT = "your order shipped";
+const ACK_TEXT = "did you get it";
+
+/** What printed lines during a step: a running script, or one that ran to its end. */
+type Printer = Pick<Script, "stdout">;
 
 /** What a scenario gets to drive the kit's processes and cut the capture into steps. */
 interface Session {
@@ -79,7 +83,7 @@ interface Session {
   /** Starts index.ts with 2 workers on the session's port and Redis; resolves once it listens. */
   startServer(): Promise<Script>;
   /** Closes a step: the commands MONITOR showed since the last one, and what `named` printed. */
-  endStep(title: string, shell: string, named?: Record<string, Script>): Promise<void>;
+  endStep(title: string, shell: string, named?: Record<string, Printer>): Promise<void>;
   socketNames: Map<string, string>;
 }
 
@@ -137,7 +141,7 @@ async function capture(adapter: AdapterName, scenario: (session: Session) => Pro
     const port = await freePort();
     const env = { REDIS_URL: redis.url, SERVER_URL: `http://127.0.0.1:${port}`, ADAPTER: adapter };
     const steps: Step[] = [];
-    const printedFrom = new Map<Script, number>();
+    const printedFrom = new Map<Printer, number>();
     const session: Session = {
       env,
       port,
@@ -219,6 +223,13 @@ export function captureTrace(): Promise<Trace> {
     mustSucceed(await runToEnd("emitter.ts", ["--user", "A", "--message", USER_TEXT], env));
     await a.waitFor(new RegExp(`^${USER_TEXT}$`));
     await endStep("emitter to user A", `npx tsx emitter.ts --user A --message "${USER_TEXT}"`, { server, A: a, B: b });
+
+    // Questions: the emitter asks every worker and waits for their answers (docs/learn/asking.md).
+    const listed = mustSucceed(await runToEnd("emitter.ts", ["--list", "--user", "A"], env));
+    await endStep("emitter lists user A", "npx tsx emitter.ts --list --user A", { server, A: a, B: b, emitter: listed });
+    const acked = mustSucceed(await runToEnd("emitter.ts", ["--ack", "--user", "A", "--message", ACK_TEXT], env));
+    await a.waitFor(new RegExp(`^${ACK_TEXT}$`));
+    await endStep("emitter asks user A for acks", `npx tsx emitter.ts --ack --user A --message "${ACK_TEXT}"`, { server, A: a, B: b, emitter: acked });
   });
 }
 
@@ -283,8 +294,9 @@ export function captureAdapterTour(adapter: AdapterName): Promise<Trace> {
   });
 }
 
-function mustSucceed(result: { code: number | null; stderr: string[] }) {
+function mustSucceed<T extends { code: number | null; stderr: string[] }>(result: T): T {
   if (result.code !== 0) throw new Error(`emitter.ts exited with ${result.code}: ${result.stderr.join("\n")}`);
+  return result;
 }
 
 /** `1795631381.3093 [0 127.0.0.1:34746] "HELLO" "3"` → connection and arguments. */

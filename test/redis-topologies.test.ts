@@ -2,7 +2,7 @@
  * Every adapter on a Redis Cluster (3 masters + 3 replicas) and on a Sentinel group (1 master,
  * 1 replica, 3 sentinels), with index.ts on two hosts (network namespaces, support/topology/):
  * a client on each host chat with each other, both get the emitter's broadcast and only the
- * targeted one its message. Then the master that carries the adapter's traffic is killed (kill -9):
+ * targeted one its message; emitter.ts --list and --ack hear both hosts. Then the master that carries the adapter's traffic is killed (kill -9):
  * nothing crashes, each worker logs the outage once, the emitter ends in one line rather than
  * hanging, and delivery comes back by itself. The time it took is printed (docs/reference/production.md).
  * One topology serves every case; the killed node is started again (it rejoins as a replica).
@@ -80,6 +80,11 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         assert.equal(await topology.hostOf(hosts, idB), 1);
 
         await chatAndEmit(a, b, idB, env, "before");
+        // The questions count the servers on every node (lib/emitter/requests.ts): both hosts answer.
+        const listed = await runToEnd("emitter.ts", ["--list"], env, "node", 30_000);
+        assert.deepEqual([listed.code, listed.stdout.at(-1)], [0, "2 sockets, 2 of 2 servers answered"], listed.stderr.join("\n"));
+        const acked = await runToEnd("emitter.ts", ["--ack", "--user", "B", "--message", "ack from B?"], env, "node", 30_000);
+        assert.deepEqual([acked.code, acked.stdout], [0, ["acknowledged by 1 of 1 client, 2 of 2 servers answered"]], `${acked.stderr.join("\n")}; B printed ${JSON.stringify(b.stdout.slice(-3))}, B's host ${JSON.stringify(hosts[1]!.stdout.slice(-5))} ${JSON.stringify(hosts[1]!.stderr.slice(-5))}`);
 
         // The node that carries this adapter's traffic for host 2: the sharded channel's master, the
         // stream's master, the node host 2's classic subscriber sits on, or Sentinel's master.

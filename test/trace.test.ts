@@ -5,8 +5,9 @@
  * for byte, what a live conformance run sends (support/conformance.ts), but for the socket id.
  *
  * What is compared, per step: each connection's commands in order (connections sorted, since the
- * two workers interleave at random), with each message decoded. Socket ids, worker uids, ports
- * and timestamps are replaced by placeholders; `#` comment lines are not compared.
+ * two workers interleave at random), with each message decoded. Socket ids, worker and emitter
+ * uids, request ids, ports and timestamps (a fetchSockets answer's handshake has some) are
+ * replaced by placeholders; `#` comment lines are not compared.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -242,9 +243,12 @@ function normalised(blocks: Block[]): string[][] {
       const parts = argumentBytes(args).map((arg) => JSON.stringify(arg.toString("latin1")));
       const message = decodedMessage(args);
       if (message) parts[2] = `${message.format} ${JSON.stringify(message.value)}`;
-      const value = message?.value as { uid?: string } | unknown[] | undefined;
+      const value = message?.value as { uid?: string; requestId?: unknown; data?: { requestId?: unknown } } | unknown[] | undefined;
       const uid = Array.isArray(value) ? value[0] : value?.uid;
       if (typeof uid === "string" && uid !== "emitter") uids.add(uid);
+      // A question's id, chosen at random by the asker (emitter.ts --list, --ack), comes back in each answer.
+      const requestId = Array.isArray(value) ? undefined : (value?.requestId ?? value?.data?.requestId);
+      if (typeof requestId === "string") uids.add(requestId);
       // A worker's own response channel, in any namespace: socket.io-response#<namespace>#<uid>#
       for (const [, id] of args.matchAll(/"socket\.io-response#[^#"]*#([^#"]+)#"/g)) uids.add(id!);
       const role = connection.replace(/-\d+$/, "");
@@ -261,7 +265,12 @@ function normalised(blocks: Block[]): string[][] {
           return socketIds.get(id)!;
         });
         for (const uid of uids) text = text.replace(new RegExp(`(?<![\\w-])${uid.replace(/[-]/g, "\\-")}(?![\\w-])`, "g"), "<uid>");
-        return text;
+        // A socket's handshake in a fetchSockets answer: when it came, on which port, the polling cache-buster.
+        return text
+          .replace(/"time":"[^"]*"/g, '"time":"<time>"')
+          .replace(/"issued":\d+/g, '"issued":<time>')
+          .replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:<port>")
+          .replace(/([?&]t=|"t":")[\w-]+/g, "$1<t>");
       })
       .sort(),
   );

@@ -53,16 +53,17 @@ export async function connectWorkerRedis(config: RedisConfig): Promise<WorkerRed
 
 /**
  * The emitter's one connection, without retries: a Failure (one line, exit code 1) when Redis
- * cannot be reached, or has not answered everything within REDIS_TIMEOUT. `commandFailed` is told
- * of a PUBLISH Redis refused.
+ * cannot be reached, or has not answered everything within REDIS_TIMEOUT (plus `waitMs`, the time
+ * a question to the servers may wait for their answers). `commandFailed` is told of a PUBLISH
+ * Redis refused.
  */
-export async function connectEmitterRedis(config: RedisConfig, commandFailed: ConnectionOptions["commandFailed"] = () => {}): Promise<RedisClient> {
+export async function connectEmitterRedis(config: RedisConfig, commandFailed: ConnectionOptions["commandFailed"] = () => {}, waitMs = 0): Promise<RedisClient> {
   const client = createRedisClient(config.redis, { connectTimeout: 5000, reconnectStrategy: false, commandFailed });
   client.on("error", () => {}); // connect() below reports the failure
   if (config.redis.kind === "redis-cluster") client.on("node-error", () => {});
   // Bounds the whole run, not only the connection: a Redis may freeze after it has answered once,
   // and while no master answers, a Redis Cluster or Sentinel client waits for one.
-  failIfRedisHangs(client, config.redisTimeout, (reason) => `Redis at ${config.redisName} does not answer: ${reason}`);
+  failIfRedisHangs(client, config.redisTimeout + waitMs, (reason) => `Redis at ${config.redisName} does not answer: ${reason}`);
   try {
     await client.connect();
     return client;

@@ -35,6 +35,20 @@ const verifiers = new WeakMap<AuthConfig, Verify | undefined>();
 /** One line per worker for all its namespaces. */
 const refused = countedLog("refused a handshake", 60_000, log);
 
+/**
+ * The handshake's headers that may cross Redis in a fetchSockets answer (emitter.ts --list, a
+ * worker's fetchSockets()): what says where a socket comes from, nothing that proves who it is.
+ * Cookie and Authorization headers (a session, a password, a token sent as a header) and any
+ * header this list does not name stay out. The origin check has run before (lib/worker/origins.ts,
+ * on the Engine.IO request), and the request's own headers are untouched: only the handshake's
+ * copy, the one the adapters send, is trimmed.
+ */
+const HEADERS_KEPT = ["host", "origin", "user-agent", "accept-language", "x-forwarded-for", "x-forwarded-proto", "x-real-ip"];
+
+function headersToKeep(headers: Socket["handshake"]["headers"]): Socket["handshake"]["headers"] {
+  return Object.fromEntries(HEADERS_KEPT.filter((name) => headers[name] !== undefined).map((name) => [name, headers[name]]));
+}
+
 export function identifyUsers(nsp: Namespace, auth: AuthConfig): void {
   if (!verifiers.has(auth)) verifiers.set(auth, tokenVerifier(auth));
   const verify = verifiers.get(auth);
@@ -46,6 +60,7 @@ export function identifyUsers(nsp: Namespace, auth: AuthConfig): void {
     // answers): out of it in both modes (a client may send one to a server in open mode).
     const { token: _read, ...rest } = socket.handshake.auth;
     socket.handshake.auth = rest;
+    socket.handshake.headers = headersToKeep(socket.handshake.headers);
     if (!verify) {
       // Open mode: a name that cannot be one is left out, as if none was given.
       if (userNameProblem(name) === null) data.user = name as string;
