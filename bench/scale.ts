@@ -1,0 +1,342 @@
+/**
+ * bench/scale.ts: how many connections one machine holds, and what one broadcast to all of them
+ * costs, with the floor beside the kit in the same run.
+ *
+ * For each server in turn (the floor: a bare `ws` server, bench/scale-floor.ts; the kit: index.ts
+ * with its defaults; then each --variant), it starts the server with W workers and a private Redis,
+ * then for each N in ascending order grows its light clients (bench/scale-clients.ts: raw
+ * WebSockets speaking Engine.IO v4, spread over processes and loopback source addresses) to N and
+ * measures: seconds to connect them, the handshakes reset on the way, the workers' idle CPU, their
+ * memory, B broadcasts through Redis (@socket.io/redis-emitter for the kit, a PUBLISH the floor's
+ * workers subscribe to) with the median and last client's latency, server CPU per delivery beyond
+ * idle, and clients that missed one. Memory per connection is the slope of the workers' RSS over
+ * the N points (0 included), not one point. Absolute figures drift threefold between days on these
+ * machines: read the kit's beside the floor's. Linux only (/proc). Asserts nothing; exit code 0
+ * when every client connected and got every broadcast.
+ *
+ *   npm run bench:scale                                  N = 2,000, 10,000, 20,000
+ *   npm run bench:scale -- --n 20000,50000,100000 --workers 6
+ *   npm run bench:scale -- --variant MAX_CLIENT_BACKLOG=0 --variant=--max-semi-space-size=32
+ *   npm run bench:scale -- --help
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Emitter } from "@socket.io/redis-emitter";
+import { createClient } from "redis";
+import { EXIT_USAGE } from "../lib/failures.ts";
+import { startCluster } from "../support/cluster.ts";
+import { processTree, rssOf } from "../support/processes.ts";
+import { sleep } from "../support/scripts.ts";
+import { now, shareOf } from "./protocol.ts";
+import type { FromScaleClients, ToScaleClients } from "./scale-clients.ts";
+
+const USAGE = `usage: npm run bench:scale -- [options]
+      --n LIST              connection counts, ascending, comma-separated (2000,10000,20000)
+  -w, --workers W           server workers, the floor's and the kit's (enough for <= 18,000 each, at least 2)
+      --client-processes P  light-client processes (enough for <= 14,000 each, at least 2)
+      --broadcasts B        broadcasts to all at each N (3)
+      --idle-seconds S      idle CPU window at each N (10)
+      --concurrency C       handshakes in flight per client process (100)
+      --connect-timeout S   seconds to connect each step's clients (300)
+      --servers LIST        floor,kit (both); kit alone skips the floor
+      --variant SPEC        one more kit configuration: KEY=VALUE[,KEY=VALUE] extra environment and
+                            --flags for Node (--variant=--max-semi-space-size=32); repeatable`;
+
+const FLOOR_SCRIPT = "bench/scale-floor.ts";
+/** Open files a process may hold on these machines: leave room for everything but the sockets. */
+const SOCKETS_PER_WORKER = 18_000;
+const SOCKETS_PER_CLIENT_PROCESS = 14_000;
+
+const options = (() => {
+  try {
+    return parseArgs({
+      options: {
+        n: { type: "string", default: "2000,10000,20000" },
+        workers: { type: "string", short: "w" },
+        "client-processes": { type: "string" },
+        broadcasts: { type: "string", default: "3" },
+        "idle-seconds": { type: "string", default: "10" },
+        concurrency: { type: "string", default: "100" },
+        "connect-timeout": { type: "string", default: "300" },
+        servers: { type: "string", default: "floor,kit" },
+        variant: { type: "string", multiple: true, default: [] },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+})();
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const STEPS = options.n.split(",").map(Number);
+if (!STEPS.every((n, i) => Number.isInteger(n) && n >= 1 && n <= 200_000 && (i === 0 || n > STEPS[i - 1]!))) {
+  fail(`--n must be ascending whole numbers from 1 to 200,000, got "${options.n}"`);
+}
+const MAX_N = STEPS.at(-1)!;
+const WORKERS = wholeNumber("workers", options.workers ?? String(Math.max(2, Math.ceil(MAX_N / SOCKETS_PER_WORKER))), 1, 64);
+const CLIENT_PROCESSES = wholeNumber(
+  "client-processes",
+  options["client-processes"] ?? String(Math.max(2, Math.ceil(MAX_N / SOCKETS_PER_CLIENT_PROCESS))),
+  1,
+  200,
+);
+if (Math.ceil(MAX_N / WORKERS) > SOCKETS_PER_WORKER) fail(`--workers ${WORKERS} would hold more than ${SOCKETS_PER_WORKER} sockets each: use at least ${Math.ceil(MAX_N / SOCKETS_PER_WORKER)}`);
+if (Math.ceil(MAX_N / CLIENT_PROCESSES) > SOCKETS_PER_CLIENT_PROCESS) {
+  fail(`--client-processes ${CLIENT_PROCESSES} would open more than ${SOCKETS_PER_CLIENT_PROCESS} sockets each: use at least ${Math.ceil(MAX_N / SOCKETS_PER_CLIENT_PROCESS)}`);
+}
+const BROADCASTS = wholeNumber("broadcasts", options.broadcasts, 1, 100);
+const IDLE_SECONDS = wholeNumber("idle-seconds", options["idle-seconds"], 1, 600);
+const CONCURRENCY = wholeNumber("concurrency", options.concurrency, 1, 10_000);
+const CONNECT_TIMEOUT_MS = wholeNumber("connect-timeout", options["connect-timeout"], 5, 3600) * 1000;
+const SERVERS = options.servers.split(",");
+if (!SERVERS.every((s) => s === "floor" || s === "kit")) fail(`--servers takes floor and/or kit, got "${options.servers}"`);
+
+/** One server configuration to measure. */
+interface Config {
+  name: string;
+  script: string;
+  env: Record<string, string>;
+  flags: string[];
+}
+const configs: Config[] = [
+  ...(SERVERS.includes("floor") ? [{ name: "floor", script: FLOOR_SCRIPT, env: {}, flags: [] }] : []),
+  ...(SERVERS.includes("kit") ? [{ name: "kit", script: "index.ts", env: {}, flags: [] }] : []),
+  ...options.variant.map(variantConfig),
+];
+
+/** What one server measured at one N. */
+interface Step {
+  n: number;
+  connected: number;
+  failed: number;
+  connectSeconds: number;
+  /** Handshakes that failed before the Socket.IO connect (and were retried), by reason. */
+  resets: Record<string, number>;
+  idleMsPerSecond: number;
+  rssBytes: number;
+  medianMs: number;
+  lastMs: number;
+  cpuMicrosPerDelivery: number;
+  lost: number;
+  dropped: number;
+}
+
+const started = new Date();
+console.log(
+  `scale: ${started.toISOString()}, N ${STEPS.join(", ")}, ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ` +
+    `${BROADCASTS} broadcasts and ${IDLE_SECONDS} s idle per N; servers: ${configs.map((c) => c.name).join(", ")}`,
+);
+const results = new Map<string, { baseRss: number; steps: Step[] }>();
+for (const config of configs) results.set(config.name, await measure(config));
+printTables();
+const clean = [...results.values()].every((r) => r.steps.length === STEPS.length && r.steps.every((s) => s.failed === 0 && s.lost === 0 && s.dropped === 0));
+process.exit(clean ? 0 : 1);
+
+async function measure(config: Config): Promise<{ baseRss: number; steps: Step[] }> {
+  console.log(`\n${config.name}: starting ${config.script} with ${WORKERS} workers`);
+  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: config.flags, timeoutMs: 120_000 });
+  const clients: ChildProcess[] = Array.from({ length: CLIENT_PROCESSES }, () =>
+    fork(fileURLToPath(new URL("scale-clients.ts", import.meta.url)), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+  );
+  const redis = createClient({ url: cluster.redis.url });
+  await redis.connect();
+  const emitter = new Emitter(redis);
+  const steps: Step[] = [];
+  let seq = 0;
+  const workers = () => cluster.workerPids();
+  const cpuOf = (pids: number[]) => processTree(cluster.server.child.pid!).filter((p) => pids.includes(p.pid)).reduce((sum, p) => sum + p.cpuSeconds, 0);
+  const rss = () => workers().reduce((sum, pid) => sum + rssOf(pid), 0);
+  try {
+    await sleep(3000); // let the workers finish starting before their memory is the base
+    const baseRss = rss();
+    for (const n of STEPS) {
+      const connectStart = now();
+      const answers = await ask(
+        clients,
+        clients.map((_, i) => ({
+          type: "connect",
+          url: cluster.url,
+          total: shareOf(n, CLIENT_PROCESSES, i),
+          localAddress: `127.0.0.${11 + i}`, // one source address per process: ephemeral ports per address are ~28,000
+          concurrency: CONCURRENCY,
+          timeoutMs: CONNECT_TIMEOUT_MS,
+          attempts: 5,
+        })),
+        "connected",
+      );
+      const connectSeconds = (now() - connectStart) / 1000;
+      const connected = answers.reduce((sum, a) => sum + a.open, 0);
+      const resets: Record<string, number> = {};
+      for (const a of answers) for (const [why, count] of Object.entries(a.resets)) resets[why] = (resets[why] ?? 0) + count;
+
+      await sleep(3000); // the connect storm's garbage and timers settle
+      const pids = workers();
+      const idleStart = cpuOf(pids);
+      const idleWall = now();
+      await sleep(IDLE_SECONDS * 1000);
+      const idleRate = (cpuOf(pids) - idleStart) / ((now() - idleWall) / 1000); // CPU seconds per second
+      const rssBytes = rss();
+
+      const medians: number[] = [];
+      const lasts: number[] = [];
+      let lost = 0;
+      let dropped = 0;
+      const cpuStart = cpuOf(pids);
+      const wallStart = now();
+      for (let b = 0; b < BROADCASTS; b++) {
+        seq++;
+        const text = `${seq} ${now().toFixed(3)}`;
+        if (config.script === FLOOR_SCRIPT) await redis.publish("scale-floor", text);
+        else emitter.emit("chat message", text);
+        const received = await ask(clients, { type: "expect", seq, timeoutMs: 60_000 + n }, "received");
+        const latencies = Float64Array.from(received.flatMap((r) => [...r.latencies])).sort();
+        medians.push(latencies[Math.floor(latencies.length / 2)] ?? NaN);
+        lasts.push(latencies.at(-1) ?? NaN);
+        lost += received.reduce((sum, r) => sum + r.missing, 0);
+        dropped = received.reduce((sum, r) => sum + r.dropped, 0);
+        await sleep(300); // the workers' last writes drain before the next one
+      }
+      const busySeconds = cpuOf(pids) - cpuStart - idleRate * ((now() - wallStart) / 1000);
+      const step: Step = {
+        n,
+        connected,
+        failed: n - connected,
+        connectSeconds,
+        resets,
+        idleMsPerSecond: idleRate * 1000,
+        rssBytes,
+        medianMs: middle(medians),
+        lastMs: middle(lasts),
+        cpuMicrosPerDelivery: (busySeconds * 1e6) / (BROADCASTS * connected),
+        lost,
+        dropped,
+      };
+      steps.push(step);
+      console.log(
+        `${config.name} N=${n}: ${connected} connected in ${connectSeconds.toFixed(1)} s` +
+          `${Object.keys(resets).length ? ` (retried: ${Object.entries(resets).map(([w, c]) => `${c} x ${w}`).join(", ")})` : ""}; ` +
+          `idle ${step.idleMsPerSecond.toFixed(0)} ms/s; RSS ${(rssBytes / 2 ** 20).toFixed(0)} MiB; ` +
+          `broadcast median ${step.medianMs.toFixed(0)} ms, last ${step.lastMs.toFixed(0)} ms; ` +
+          `${step.cpuMicrosPerDelivery.toFixed(1)} us CPU per delivery; lost ${lost}, dropped ${dropped}`,
+      );
+      if (connected < n) break; // a bigger N would only fail further
+    }
+    if (cluster.server.stderr.some((line) => line !== "")) console.log(`${config.name} stderr (first lines):\n${cluster.server.stderr.slice(0, 10).join("\n")}`);
+    return { baseRss, steps };
+  } finally {
+    await Promise.all(clients.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once("exit", resolve), child.send({ type: "close" } satisfies ToScaleClients))))));
+    await redis.quit().catch(() => undefined);
+    await cluster.stop();
+  }
+}
+
+function printTables() {
+  console.log(`\nscale ${started.toISOString()}: ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ${BROADCASTS} broadcasts per N (median of them)`);
+  const header = ["server", "N", "connect s", "retried", "idle ms/s", "RSS MiB", "KiB/conn", "median ms", "last ms", "us/delivery", "lost"];
+  const rows: string[][] = [];
+  for (const [name, { baseRss, steps }] of results) {
+    for (const s of steps) {
+      rows.push([
+        name,
+        String(s.n),
+        s.connectSeconds.toFixed(1),
+        String(Object.values(s.resets).reduce((a, b) => a + b, 0)),
+        s.idleMsPerSecond.toFixed(0),
+        (s.rssBytes / 2 ** 20).toFixed(0),
+        ((s.rssBytes - baseRss) / s.connected / 1024).toFixed(1),
+        s.medianMs.toFixed(0),
+        s.lastMs.toFixed(0),
+        s.cpuMicrosPerDelivery.toFixed(1),
+        String(s.lost + s.failed),
+      ]);
+    }
+  }
+  printRows(header, rows);
+  console.log("\nworkers' memory per connection, the slope of RSS over N (0 included):");
+  const floor = results.get("floor");
+  for (const [name, r] of results) {
+    const kib = slope(r) / 1024;
+    const beside = floor && name !== "floor" ? `, ${(kib / (slope(floor) / 1024)).toFixed(2)}x the floor` : "";
+    console.log(`  ${name}: ${kib.toFixed(1)} KiB${beside}`);
+  }
+  if (floor) {
+    console.log("\nbeside the floor at each N (kit / floor):");
+    for (const [name, r] of results) {
+      if (name === "floor") continue;
+      for (const s of r.steps) {
+        const f = floor.steps.find((x) => x.n === s.n);
+        if (!f) continue;
+        console.log(
+          `  ${name} N=${s.n}: CPU per delivery ${(s.cpuMicrosPerDelivery / f.cpuMicrosPerDelivery).toFixed(2)}x, ` +
+            `median ${(s.medianMs / f.medianMs).toFixed(2)}x, last ${(s.lastMs / f.lastMs).toFixed(2)}x, ` +
+            `idle ${(s.idleMsPerSecond - f.idleMsPerSecond).toFixed(0)} ms/s more`,
+        );
+      }
+    }
+  }
+}
+
+/** Least-squares slope of the workers' RSS against connections, the base (0 connections) included. */
+function slope({ baseRss, steps }: { baseRss: number; steps: Step[] }): number {
+  const points = [[0, baseRss], ...steps.map((s) => [s.connected, s.rssBytes])] as [number, number][];
+  const mx = points.reduce((a, [x]) => a + x, 0) / points.length;
+  const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx === 0 ? NaN : sxy / sxx;
+}
+
+function printRows(header: string[], rows: string[][]) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+}
+
+/** Sends each client process its order and collects the answers of type `answer`. */
+function ask<T extends FromScaleClients["type"]>(clients: ChildProcess[], orders: ToScaleClients | ToScaleClients[], answer: T): Promise<Extract<FromScaleClients, { type: T }>[]> {
+  return Promise.all(
+    clients.map(
+      (child, i) =>
+        new Promise<Extract<FromScaleClients, { type: T }>>((resolve, reject) => {
+          const onMessage = (message: FromScaleClients) => {
+            if (message.type !== answer) return;
+            child.off("message", onMessage).off("exit", onExit);
+            resolve(message as Extract<FromScaleClients, { type: T }>);
+          };
+          const onExit = (code: number | null) => reject(new Error(`client process ${i + 1} exited (code ${code})`));
+          child.on("message", onMessage).once("exit", onExit);
+          child.send(Array.isArray(orders) ? orders[i]! : orders);
+        }),
+    ),
+  );
+}
+
+function middle(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+function variantConfig(spec: string): Config {
+  const parts = spec.split(",");
+  const flags = parts.filter((p) => p.startsWith("--"));
+  const pairs = parts.filter((p) => !p.startsWith("--")).map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]);
+  if (!parts.every((p) => p.startsWith("--") || p.indexOf("=") > 0)) fail(`--variant takes KEY=VALUE[,KEY=VALUE] and --node-flags, got "${spec}"`);
+  return { name: `kit ${spec}`, script: "index.ts", env: Object.fromEntries(pairs), flags };
+}
+
+function wholeNumber(name: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) fail(`--${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  return value;
+}
+
+function fail(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(EXIT_USAGE);
+}
