@@ -20,6 +20,7 @@
  *   npm run bench:scale -- --help
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -41,7 +42,9 @@ const USAGE = `usage: npm run bench:scale -- [options]
       --connect-timeout S   seconds to connect each step's clients (300)
       --servers LIST        floor,kit (both); kit alone skips the floor
       --variant SPEC        one more kit configuration: KEY=VALUE[,KEY=VALUE] extra environment and
-                            --flags for Node (--variant=--max-semi-space-size=32); repeatable`;
+                            --flags for Node (--variant=--max-semi-space-size=32); repeatable
+      --profile DIR         V8 CPU profiles of every server process in DIR/<server>; where a broadcast's
+                            time went: npx tsx bench/profile.ts DIR/kit 20 onmessage`;
 
 const FLOOR_SCRIPT = "bench/scale-floor.ts";
 /** Open files a process may hold on these machines: leave room for everything but the sockets. */
@@ -61,6 +64,7 @@ const options = (() => {
         "connect-timeout": { type: "string", default: "300" },
         servers: { type: "string", default: "floor,kit" },
         variant: { type: "string", multiple: true, default: [] },
+        profile: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -139,7 +143,8 @@ process.exit(clean ? 0 : 1);
 
 async function measure(config: Config): Promise<{ baseRss: number; steps: Step[] }> {
   console.log(`\n${config.name}: starting ${config.script} with ${WORKERS} workers`);
-  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: config.flags, timeoutMs: 120_000 });
+  const profile = options.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profile, config.name.replace(/[^\w.=-]+/g, "_"))}`] : [];
+  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: [...config.flags, ...profile], timeoutMs: 120_000 });
   const clients: ChildProcess[] = Array.from({ length: CLIENT_PROCESSES }, () =>
     fork(fileURLToPath(new URL("scale-clients.ts", import.meta.url)), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
@@ -226,7 +231,9 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
       );
       if (connected < n) break; // a bigger N would only fail further
     }
-    if (cluster.server.stderr.some((line) => line !== "")) console.log(`${config.name} stderr (first lines):\n${cluster.server.stderr.slice(0, 10).join("\n")}`);
+    // What the server counted or complained about says where a reset came from (lib/log.ts's counted lines).
+    const complaints = [...cluster.server.stderr, ...cluster.server.stdout.filter((line) => /failed|timed out|refused|error|died/i.test(line))].filter((line) => line !== "");
+    if (complaints.length > 0) console.log(`${config.name} server lines (first 10):\n${complaints.slice(0, 10).join("\n")}`);
     return { baseRss, steps };
   } finally {
     await Promise.all(clients.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once("exit", resolve), child.send({ type: "close" } satisfies ToScaleClients))))));
@@ -337,6 +344,6 @@ function wholeNumber(name: string, text: string, min: number, max: number): numb
 }
 
 function fail(message: string): never {
-  console.error(`${message}\n${USAGE}`);
+  console.error(`scale: ${message}\n${USAGE}`);
   process.exit(EXIT_USAGE);
 }
