@@ -9,8 +9,8 @@
  * measures: seconds to connect them, the handshakes reset on the way, the workers' idle CPU, their
  * memory, B broadcasts through Redis (@socket.io/redis-emitter for the kit, a PUBLISH the floor's
  * workers subscribe to) with the median and last client's latency, server CPU per delivery beyond
- * idle, and clients that missed one. Memory per connection is the slope of the workers' RSS over
- * the N points (0 included), not one point. Absolute figures drift threefold between days on these
+ * idle, and clients that missed one. Memory per connection is the slope of the workers' RSS, read
+ * after a full garbage collection (bench/scale-gc.ts), over the N points (0 included), not one point. Absolute figures drift threefold between days on these
  * machines: read the kit's beside the floor's. Linux only (/proc). Asserts nothing; exit code 0
  * when every client connected and got every broadcast.
  *
@@ -20,6 +20,7 @@
  *   npm run bench:scale -- --help
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,7 +29,7 @@ import { createClient } from "redis";
 import { EXIT_USAGE } from "../lib/failures.ts";
 import { startCluster } from "../support/cluster.ts";
 import { processTree, rssOf } from "../support/processes.ts";
-import { sleep } from "../support/scripts.ts";
+import { ROOT, sleep } from "../support/scripts.ts";
 import { now, shareOf } from "./protocol.ts";
 import type { FromScaleClients, ToScaleClients } from "./scale-clients.ts";
 
@@ -42,7 +43,8 @@ const USAGE = `usage: npm run bench:scale -- [options]
       --connect-timeout S   seconds to connect each step's clients (300)
       --servers LIST        floor,kit (both); kit alone skips the floor
       --variant SPEC        one more kit configuration: KEY=VALUE[,KEY=VALUE] extra environment and
-                            --flags for Node (--variant=--max-semi-space-size=32); repeatable
+                            --flags for Node (--variant=--max-semi-space-size=32), or the path of
+                            another server script (an older checkout's index.ts); repeatable
       --profile DIR         V8 CPU profiles of every server process in DIR/<server>; where a broadcast's
                             time went: npx tsx bench/profile.ts DIR/kit 20 onmessage`;
 
@@ -144,7 +146,8 @@ process.exit(clean ? 0 : 1);
 async function measure(config: Config): Promise<{ baseRss: number; steps: Step[] }> {
   console.log(`\n${config.name}: starting ${config.script} with ${WORKERS} workers`);
   const profile = options.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profile, config.name.replace(/[^\w.=-]+/g, "_"))}`] : [];
-  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: [...config.flags, ...profile], timeoutMs: 120_000 });
+  const collectOnSignal = ["--expose-gc", "--import", resolve(ROOT, "bench/scale-gc.ts")]; // the workers inherit the primary's flags
+  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: [...config.flags, ...collectOnSignal, ...profile], timeoutMs: 120_000 });
   const clients: ChildProcess[] = Array.from({ length: CLIENT_PROCESSES }, () =>
     fork(fileURLToPath(new URL("scale-clients.ts", import.meta.url)), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
@@ -155,10 +158,15 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
   let seq = 0;
   const workers = () => cluster.workerPids();
   const cpuOf = (pids: number[]) => processTree(cluster.server.child.pid!).filter((p) => pids.includes(p.pid)).reduce((sum, p) => sum + p.cpuSeconds, 0);
-  const rss = () => workers().reduce((sum, pid) => sum + rssOf(pid), 0);
+  /** The workers' RSS once each has run a full garbage collection (bench/scale-gc.ts). */
+  const rss = async () => {
+    for (const pid of workers()) process.kill(pid, "SIGUSR2");
+    await sleep(2000);
+    return workers().reduce((sum, pid) => sum + rssOf(pid), 0);
+  };
   try {
     await sleep(3000); // let the workers finish starting before their memory is the base
-    const baseRss = rss();
+    const baseRss = await rss();
     for (const n of STEPS) {
       const connectStart = now();
       const answers = await ask(
@@ -185,7 +193,7 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
       const idleWall = now();
       await sleep(IDLE_SECONDS * 1000);
       const idleRate = (cpuOf(pids) - idleStart) / ((now() - idleWall) / 1000); // CPU seconds per second
-      const rssBytes = rss();
+      const rssBytes = await rss();
 
       const medians: number[] = [];
       const lasts: number[] = [];
@@ -330,6 +338,11 @@ function middle(values: number[]): number {
 }
 
 function variantConfig(spec: string): Config {
+  // Another server script: a variant of index.ts, or index.ts of an older checkout for an A/B.
+  if (spec.endsWith(".ts")) {
+    if (!existsSync(resolve(ROOT, spec))) fail(`--variant ${spec}: no such script`);
+    return { name: spec, script: spec, env: {}, flags: [] };
+  }
   const parts = spec.split(",");
   const flags = parts.filter((p) => p.startsWith("--"));
   const pairs = parts.filter((p) => !p.startsWith("--")).map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]);
