@@ -240,7 +240,7 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
       if (connected < n) break; // a bigger N would only fail further
     }
     // What the server counted or complained about says where a reset came from (lib/log.ts's counted lines).
-    const complaints = [...cluster.server.stderr, ...cluster.server.stdout.filter((line) => /failed|timed out|refused|error|died/i.test(line))].filter((line) => line !== "");
+    const complaints = [...cluster.server.stderr, ...cluster.server.stdout.filter((line) => /\b(failed|timed out|refused|error|died)\b/i.test(line))].filter((line) => line !== "");
     if (complaints.length > 0) console.log(`${config.name} server lines (first 10):\n${complaints.slice(0, 10).join("\n")}`);
     return { baseRss, steps };
   } finally {
