@@ -20,8 +20,9 @@
  *   npm run bench:scale -- --help
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Emitter } from "@socket.io/redis-emitter";
@@ -125,6 +126,8 @@ interface Step {
   resets: Record<string, number>;
   idleMsPerSecond: number;
   rssBytes: number;
+  /** The workers' V8 heap used plus external memory, after GC. */
+  heapBytes: number;
   medianMs: number;
   lastMs: number;
   cpuMicrosPerDelivery: number;
@@ -137,17 +140,23 @@ console.log(
   `scale: ${started.toISOString()}, N ${STEPS.join(", ")}, ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ` +
     `${BROADCASTS} broadcasts and ${IDLE_SECONDS} s idle per N; servers: ${configs.map((c) => c.name).join(", ")}`,
 );
-const results = new Map<string, { baseRss: number; steps: Step[] }>();
+interface Measured {
+  baseRss: number;
+  baseHeap: number;
+  steps: Step[];
+}
+const results = new Map<string, Measured>();
 for (const config of configs) results.set(config.name, await measure(config));
 printTables();
 const clean = [...results.values()].every((r) => r.steps.length === STEPS.length && r.steps.every((s) => s.failed === 0 && s.lost === 0 && s.dropped === 0));
 process.exit(clean ? 0 : 1);
 
-async function measure(config: Config): Promise<{ baseRss: number; steps: Step[] }> {
+async function measure(config: Config): Promise<Measured> {
   console.log(`\n${config.name}: starting ${config.script} with ${WORKERS} workers`);
   const profile = options.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profile, config.name.replace(/[^\w.=-]+/g, "_"))}`] : [];
   const collectOnSignal = ["--expose-gc", "--import", resolve(ROOT, "bench/scale-gc.ts")]; // the workers inherit the primary's flags
-  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: config.env, flags: [...config.flags, ...collectOnSignal, ...profile], timeoutMs: 120_000 });
+  const memoryDir = mkdtempSync(join(tmpdir(), "scale-memory-"));
+  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: { ...config.env, SCALE_MEMORY_DIR: memoryDir }, flags: [...config.flags, ...collectOnSignal, ...profile], timeoutMs: 120_000 });
   const clients: ChildProcess[] = Array.from({ length: CLIENT_PROCESSES }, () =>
     fork(fileURLToPath(new URL("scale-clients.ts", import.meta.url)), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
@@ -158,15 +167,25 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
   let seq = 0;
   const workers = () => cluster.workerPids();
   const cpuOf = (pids: number[]) => processTree(cluster.server.child.pid!).filter((p) => pids.includes(p.pid)).reduce((sum, p) => sum + p.cpuSeconds, 0);
-  /** The workers' RSS once each has run a full garbage collection (bench/scale-gc.ts). */
-  const rss = async () => {
-    for (const pid of workers()) process.kill(pid, "SIGUSR2");
+  /** The workers' RSS and V8 heap (used, plus external memory) once each has run a full garbage collection (bench/scale-gc.ts). */
+  const memory = async () => {
+    const pids = workers();
+    for (const pid of pids) rmSync(join(memoryDir, `${pid}.json`), { force: true });
+    for (const pid of pids) process.kill(pid, "SIGUSR2");
     await sleep(2000);
-    return workers().reduce((sum, pid) => sum + rssOf(pid), 0);
+    const heaps = pids.map((pid) => {
+      try {
+        const usage = JSON.parse(readFileSync(join(memoryDir, `${pid}.json`), "utf8")) as NodeJS.MemoryUsage;
+        return usage.heapUsed + usage.external;
+      } catch {
+        return NaN; // not a Node process (or it did not answer): the heap column says so
+      }
+    });
+    return { rss: pids.reduce((sum, pid) => sum + rssOf(pid), 0), heap: heaps.reduce((a, b) => a + b, 0) };
   };
   try {
     await sleep(3000); // let the workers finish starting before their memory is the base
-    const baseRss = await rss();
+    const base = await memory();
     for (const n of STEPS) {
       const connectStart = now();
       const answers = await ask(
@@ -193,7 +212,7 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
       const idleWall = now();
       await sleep(IDLE_SECONDS * 1000);
       const idleRate = (cpuOf(pids) - idleStart) / ((now() - idleWall) / 1000); // CPU seconds per second
-      const rssBytes = await rss();
+      const { rss: rssBytes, heap: heapBytes } = await memory();
 
       const medians: number[] = [];
       const lasts: number[] = [];
@@ -223,6 +242,7 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
         resets,
         idleMsPerSecond: idleRate * 1000,
         rssBytes,
+        heapBytes,
         medianMs: middle(medians),
         lastMs: middle(lasts),
         cpuMicrosPerDelivery: (busySeconds * 1e6) / (BROADCASTS * connected),
@@ -242,19 +262,20 @@ async function measure(config: Config): Promise<{ baseRss: number; steps: Step[]
     // What the server counted or complained about says where a reset came from (lib/log.ts's counted lines).
     const complaints = [...cluster.server.stderr, ...cluster.server.stdout.filter((line) => /\b(failed|timed out|refused|error|died)\b/i.test(line))].filter((line) => line !== "");
     if (complaints.length > 0) console.log(`${config.name} server lines (first 10):\n${complaints.slice(0, 10).join("\n")}`);
-    return { baseRss, steps };
+    return { baseRss: base.rss, baseHeap: base.heap, steps };
   } finally {
     await Promise.all(clients.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once("exit", resolve), child.send({ type: "close" } satisfies ToScaleClients))))));
     await redis.quit().catch(() => undefined);
     await cluster.stop();
+    rmSync(memoryDir, { recursive: true, force: true });
   }
 }
 
 function printTables() {
   console.log(`\nscale ${started.toISOString()}: ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ${BROADCASTS} broadcasts per N (median of them)`);
-  const header = ["server", "N", "connect s", "retried", "idle ms/s", "RSS MiB", "KiB/conn", "median ms", "last ms", "us/delivery", "lost"];
+  const header = ["server", "N", "connect s", "retried", "idle ms/s", "RSS MiB", "KiB/conn", "heap KiB/conn", "median ms", "last ms", "us/delivery", "lost"];
   const rows: string[][] = [];
-  for (const [name, { baseRss, steps }] of results) {
+  for (const [name, { baseRss, baseHeap, steps }] of results) {
     for (const s of steps) {
       rows.push([
         name,
@@ -264,6 +285,7 @@ function printTables() {
         s.idleMsPerSecond.toFixed(0),
         (s.rssBytes / 2 ** 20).toFixed(0),
         ((s.rssBytes - baseRss) / s.connected / 1024).toFixed(1),
+        ((s.heapBytes - baseHeap) / s.connected / 1024).toFixed(1),
         s.medianMs.toFixed(0),
         s.lastMs.toFixed(0),
         s.cpuMicrosPerDelivery.toFixed(1),
@@ -272,12 +294,13 @@ function printTables() {
     }
   }
   printRows(header, rows);
-  console.log("\nworkers' memory per connection, the slope of RSS over N (0 included):");
+  console.log("\nworkers' memory per connection after GC, the slope over N (0 included): RSS, and V8 heap + external:");
   const floor = results.get("floor");
   for (const [name, r] of results) {
-    const kib = slope(r) / 1024;
-    const beside = floor && name !== "floor" ? `, ${(kib / (slope(floor) / 1024)).toFixed(2)}x the floor` : "";
-    console.log(`  ${name}: ${kib.toFixed(1)} KiB${beside}`);
+    const rss = slope(r.baseRss, r.steps, (s) => s.rssBytes) / 1024;
+    const heap = slope(r.baseHeap, r.steps, (s) => s.heapBytes) / 1024;
+    const beside = floor && name !== "floor" ? ` (${(rss / (slope(floor.baseRss, floor.steps, (s) => s.rssBytes) / 1024)).toFixed(2)}x the floor)` : "";
+    console.log(`  ${name}: RSS ${rss.toFixed(1)} KiB${beside}, heap ${heap.toFixed(1)} KiB`);
   }
   if (floor) {
     console.log("\nbeside the floor at each N (kit / floor):");
@@ -296,9 +319,9 @@ function printTables() {
   }
 }
 
-/** Least-squares slope of the workers' RSS against connections, the base (0 connections) included. */
-function slope({ baseRss, steps }: { baseRss: number; steps: Step[] }): number {
-  const points = [[0, baseRss], ...steps.map((s) => [s.connected, s.rssBytes])] as [number, number][];
+/** Least-squares slope of a memory figure against connections, the base (0 connections) included. */
+function slope(base: number, steps: Step[], pick: (s: Step) => number): number {
+  const points = [[0, base], ...steps.map((s) => [s.connected, pick(s)])] as [number, number][];
   const mx = points.reduce((a, [x]) => a + x, 0) / points.length;
   const my = points.reduce((a, [, y]) => a + y, 0) / points.length;
   const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);

@@ -3,7 +3,7 @@
  * lib/primary/workers.ts. Once the chat's handlers are in place, serve() takes the connections the
  * primary hands over (@socket.io/sticky's setupWorker(), the worker's half of sticky sessions),
  * echoes the primary's handoff barriers (lib/worker/handoffs.ts), starts letting go of clients that
- * stop reading and of each connection's handshake request (lib/worker/handshake-request.ts), and tells the primary that this worker serves; on SIGTERM or Ctrl-C it drains and
+ * stop reading, and tells the primary that this worker serves; on SIGTERM or Ctrl-C it drains and
  * resolves, and the script exits.
  */
 import { setupWorker } from "@socket.io/sticky";
@@ -13,14 +13,12 @@ import { tellPrimary } from "../ipc.ts";
 import type { WorkerRedis } from "../redis/connections.ts";
 import { drain } from "./drain.ts";
 import { answerHandoffBarriers } from "./handoffs.ts";
-import { releaseHandshakeRequests } from "./handshake-request.ts";
 import { cutSlowReaders } from "./slow-readers.ts";
 
 export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog">): Promise<void> {
   setupWorker(io);
   answerHandoffBarriers();
   cutSlowReaders(io, config.maxClientBacklog);
-  releaseHandshakeRequests(io); // engine.io would keep each connection's HTTP request for its whole life
   tellPrimary({ type: "kit:ready" });
   return new Promise((resolve, reject) => {
     let stopping = false;
