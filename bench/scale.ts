@@ -174,7 +174,10 @@ async function measure(config: Config): Promise<Measured> {
     const pids = workers();
     for (const pid of pids) rmSync(join(memoryDir, `${pid}.json`), { force: true });
     for (const pid of pids) process.kill(pid, "SIGUSR2");
-    await sleep(2000);
+    // A worker with 15,000 sockets on a crowded machine may take seconds to collect and answer.
+    const answered = () => pids.every((pid) => existsSync(join(memoryDir, `${pid}.json`)));
+    for (const deadline = Date.now() + 30_000; !answered() && Date.now() < deadline; ) await sleep(200);
+    await sleep(200); // the last file's write finished
     const heaps = pids.map((pid) => {
       try {
         const usage = JSON.parse(readFileSync(join(memoryDir, `${pid}.json`), "utf8")) as NodeJS.MemoryUsage;
