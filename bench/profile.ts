@@ -3,6 +3,8 @@
  *
  *   npm run bench -- --repetitions 1 --profile /tmp/prof
  *   npx tsx bench/profile.ts /tmp/prof/cluster-server      (all .cpuprofile files in the folder)
+ *   npx tsx bench/profile.ts /tmp/prof/kit 20 onmessage    only samples with onmessage on their stack
+ *                                                          (a broadcast from Redis: bench/scale.ts --profile)
  *
  * Self time only (the time spent in a function's own code), summed over the files; idle time and
  * garbage collection are listed by V8 as "(idle)" and "(garbage collector)".
@@ -13,6 +15,7 @@ import { join } from "node:path";
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -26,6 +29,8 @@ if (!folder) {
   process.exit(2);
 }
 const ROWS = Number(process.argv[3] ?? 15);
+/** Only the samples taken under a function of this name (a broadcast's entry point), when given. */
+const UNDER = process.argv[4];
 
 let files: string[];
 try {
@@ -45,7 +50,10 @@ let total = 0;
 for (const file of files) {
   const profile = JSON.parse(readFileSync(join(folder, file), "utf8")) as Profile;
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parents = new Map(profile.nodes.flatMap((node) => (node.children ?? []).map((child) => [child, node.id] as const)));
+  const under = (id: number | undefined): boolean => id !== undefined && (nodes.get(id)!.callFrame.functionName === UNDER || under(parents.get(id)));
   profile.samples.forEach((id, i) => {
+    if (UNDER && !under(id)) return;
     const microseconds = profile.timeDeltas[i] ?? 0;
     const { functionName, url, lineNumber } = nodes.get(id)!.callFrame;
     const where = packageOf(url);
@@ -55,7 +63,7 @@ for (const file of files) {
   });
 }
 
-console.log(`${files.length} profiles, ${(total / 1e6).toFixed(1)} s sampled\n`);
+console.log(`${files.length} profiles, ${(total / 1e6).toFixed(1)} s sampled${UNDER ? ` under ${UNDER}` : ""}\n`);
 print("by package (self time)", byPackage);
 print("by function (self time)", byFunction);
 

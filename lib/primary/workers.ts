@@ -17,6 +17,17 @@ import { EXIT_USAGE, Failure, UsageError } from "../failures.ts";
 import { forkEnvironment, isWorkerReport, WORKER_STOP_LIMIT_MS } from "../ipc.ts";
 
 /**
+ * The accept queue asked of the kernel, which caps it at net.core.somaxconn (4096 here: that
+ * sysctl is the knob). Node asks for 511. In a connect storm the one primary, which reads each
+ * connection's first bytes before handing it over, falls behind and a 511-entry queue overflows
+ * (TcpExtListenOverflows): the kernel drops SYNs and handshakes' last ACKs, clients wait for
+ * retransmissions, and one whose half-open entry expires while it believes it is connected gets
+ * a reset (ECONNRESET) for its request. bench/scale.ts storms it
+ * (docs/reference/performance.md#connections-on-one-machine).
+ */
+const LISTEN_BACKLOG = 65_535;
+
+/**
  * Forks the workers, listens once all are ready and replaces those that die. Resolves once a
  * signal has stopped every worker; rejects (after stopping them) when the cluster cannot start:
  * a port it cannot listen on, a worker that failed or exited during start-up.
@@ -41,7 +52,7 @@ export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "
       if (stopping) return;
       if (!listening && ++readyWorkers === config.workers) {
         listening = true;
-        server.listen(config.port, () => {
+        server.listen({ port: config.port, backlog: LISTEN_BACKLOG }, () => {
           const { port } = server.address() as AddressInfo; // PORT=0 picks a free one
           console.log(`listening on port ${port} with ${config.workers} workers, Redis at ${config.redisName}`);
         });
