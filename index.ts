@@ -59,6 +59,7 @@ if (cluster.isPrimary) {
     adapter: redisAdapter(config.adapter, redis),
     connectionStateRecovery: stateRecovery(config.adapter),
     ...allowedOrigins(config.allowedOrigins), // pages of other sites may not connect
+    transports: config.transports, // TRANSPORTS=websocket: no long-polling, and the page is told so
   });
 
   // The chat runs on "/" and on "/lounge", with the same handlers.

@@ -49,6 +49,19 @@ export interface ServerConfig extends RedisConfig {
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
   auth: AuthConfig;
+  /** TRANSPORTS: the Engine.IO transports the server accepts; websocket alone refuses long-polling, and the page follows. */
+  transports: Transport[];
+}
+
+export type Transport = "polling" | "websocket";
+
+/** TRANSPORTS, read alike by the server and client.ts: polling, websocket or both (the default). */
+export function readTransports(env = process.env): Transport[] {
+  const transports = (env.TRANSPORTS ?? "polling,websocket").split(",").map((name) => name.trim());
+  if (transports.some((name) => name !== "polling" && name !== "websocket")) {
+    configError(`TRANSPORTS must be polling, websocket or both (comma-separated), got "${env.TRANSPORTS}"`);
+  }
+  return [...new Set(transports)] as Transport[];
 }
 
 /**
@@ -158,7 +171,8 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
   const auth = readAuthConfig(env);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth };
+  const transports = readTransports(env);
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth, transports };
 }
 
 /**
@@ -186,7 +200,7 @@ export interface ClientConfig {
   /** AUTH_TOKEN: the token a server in auth mode asks for; the name then comes from it. */
   token?: string;
   serverUrl: string;
-  transports: ("polling" | "websocket")[];
+  transports: Transport[];
   withCredentials: boolean;
 }
 
@@ -199,14 +213,11 @@ export function readClientConfig(argv: string[], env = process.env): ClientConfi
   if (!URL.canParse(serverUrl) || !/^(http|https|ws|wss):$/.test(new URL(serverUrl).protocol)) {
     configError(`SERVER_URL must be an http(s) or ws(s) URL, got "${serverUrl}"`);
   }
-  const transports = (env.TRANSPORTS ?? "polling,websocket").split(",").map((name) => name.trim());
-  if (transports.some((name) => name !== "polling" && name !== "websocket")) {
-    configError(`TRANSPORTS must be polling, websocket or both (comma-separated), got "${env.TRANSPORTS}"`);
-  }
+  const transports = readTransports(env);
   const withCredentials = env.WITH_CREDENTIALS ?? "0";
   if (withCredentials !== "0" && withCredentials !== "1") configError(`WITH_CREDENTIALS must be 0 or 1, got "${withCredentials}"`);
   const token = env.AUTH_TOKEN || undefined;
-  return { user, token, serverUrl, transports: transports as ClientConfig["transports"], withCredentials: withCredentials === "1" };
+  return { user, token, serverUrl, transports, withCredentials: withCredentials === "1" };
 }
 
 /** A Redis URL fit for a log line: the password, if any, is masked. */

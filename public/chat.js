@@ -41,6 +41,10 @@ function setFact(id, text, value = text) {
 
 // The worker that served the page wrote its id into it; a copy served elsewhere has none.
 const servedBy = document.querySelector('meta[name="served-by"]').content;
+// The transports the server accepts, in its order: "websocket" alone when it refuses long-polling.
+// A copy of the page not served by the kit (the mark left as it is) takes Socket.IO's default.
+const servedTransports = document.querySelector('meta[name="transports"]').content;
+const transports = /^(polling|websocket)(,(polling|websocket))*$/.test(servedTransports) ? servedTransports.split(",") : ["polling", "websocket"];
 if (/^\d+$/.test(servedBy)) setFact("page-worker", `worker ${servedBy}`, servedBy);
 else setFact("page-worker", `${location.origin} (not the cluster)`, "");
 
@@ -79,12 +83,13 @@ function askForToken(why) {
 }
 
 function start() {
-  // Default transports, as client.ts: HTTP long-polling first, then the upgrade to WebSocket. The
-  // handshake's auth is asked again at each connection: a token pasted later is used then.
+  // The server's transports, as client.ts: by default HTTP long-polling first, then the upgrade to
+  // WebSocket; WebSocket alone when the server was started with TRANSPORTS=websocket. The handshake's auth is asked again at each connection: a token pasted later is used then.
   // Open mode: a name already typed goes with the handshake (after a reconnection, say).
   let claimedName = "";
   let handshakeName = "";
   const options = {
+    transports,
     auth: (send) => {
       handshakeName = token ? "" : element("name").value.trim();
       send(token ? { token } : handshakeName ? { name: handshakeName } : {});

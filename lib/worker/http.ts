@@ -14,8 +14,8 @@ import type { Socket } from "node:net";
 import type { ServerConfig } from "../config.ts";
 import { chatPage } from "./page.ts";
 
-export function workerHttpServer(config: Pick<ServerConfig, "requestTimeout">, answer: RequestListener): Server {
-  const page = chatPage();
+export function workerHttpServer(config: Pick<ServerConfig, "requestTimeout" | "transports">, answer: RequestListener): Server {
+  const page = chatPage(config.transports);
   const server = createServer((req, res) => page(req, res) || answer(req, res));
 
   const deadlines = new WeakMap<object, ReturnType<typeof setTimeout>>();

@@ -7,6 +7,9 @@
  * itself serves /socket.io/socket.io.js. The files are read once, when the worker starts, and only
  * these names are served: no part of a request's path ever reaches the file system.
  *
+ * The page connects with the transports the server accepts (TRANSPORTS), written into it as the
+ * worker's id is: with websocket alone, a page that tried long-polling first would be refused.
+ *
  * The page also asks which worker holds its socket (the "worker" event): only that worker can answer
  * over the socket, whichever worker served the page.
  */
@@ -14,6 +17,7 @@ import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "socket.io";
+import type { Transport } from "../config.ts";
 
 /**
  * Only this origin's files, for everything a page can load or do (`default-src` covers scripts,
@@ -24,6 +28,7 @@ export const CONTENT_SECURITY_POLICY = "default-src 'self'; base-uri 'self'; for
 
 const PUBLIC = new URL("../../public/", import.meta.url);
 const WORKER_MARK = "__WORKER__";
+const TRANSPORTS_MARK = "__TRANSPORTS__";
 
 interface File {
   type: string;
@@ -34,9 +39,9 @@ interface File {
  * A request handler for the page's files: it answers and returns true, or returns false for a
  * request that is not for the page (which then gets the post's "worker: N").
  */
-export function chatPage(): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function chatPage(transports: readonly Transport[]): (req: IncomingMessage, res: ServerResponse) => boolean {
   const read = (name: string) => readFileSync(new URL(name, PUBLIC), "utf8");
-  const html: File = { type: "text/html; charset=utf-8", body: Buffer.from(read("index.html").replace(WORKER_MARK, String(cluster.worker!.id))) };
+  const html: File = { type: "text/html; charset=utf-8", body: Buffer.from(read("index.html").replace(WORKER_MARK, String(cluster.worker!.id)).replace(TRANSPORTS_MARK, transports.join(","))) };
   const files = new Map<string, File>([
     ["/chat.js", { type: "text/javascript; charset=utf-8", body: Buffer.from(read("chat.js")) }],
     ["/chat.css", { type: "text/css; charset=utf-8", body: Buffer.from(read("chat.css")) }],
