@@ -17,6 +17,7 @@
  *   npm run bench:scale                                  N = 2,000, 10,000, 20,000
  *   npm run bench:scale -- --n 20000,50000,100000 --workers 6
  *   npm run bench:scale -- --variant MAX_CLIENT_BACKLOG=0 --variant=--max-semi-space-size=32
+ *   npm run bench:scale -- --variant TRANSPORTS=websocket --variant bun
  *   npm run bench:scale -- --help
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -30,7 +31,7 @@ import { createClient } from "redis";
 import { EXIT_USAGE } from "../lib/failures.ts";
 import { startCluster } from "../support/cluster.ts";
 import { processTree, rssOf } from "../support/processes.ts";
-import { ROOT, sleep } from "../support/scripts.ts";
+import { ROOT, type Runtime, sleep } from "../support/scripts.ts";
 import { now, shareOf } from "./protocol.ts";
 import type { FromScaleClients, ToScaleClients } from "./scale-clients.ts";
 
@@ -45,7 +46,8 @@ const USAGE = `usage: npm run bench:scale -- [options]
       --servers LIST        floor,kit (both); kit alone skips the floor
       --variant SPEC        one more kit configuration: KEY=VALUE[,KEY=VALUE] extra environment and
                             --flags for Node (--variant=--max-semi-space-size=32), or the path of
-                            another server script (an older checkout's index.ts); repeatable
+                            another server script (an older checkout's index.ts); "bun" in the
+                            list runs the kit on Bun (no Node flags; memory is RSS, no forced GC); repeatable
       --profile DIR         V8 CPU profiles of every server process in DIR/<server>; where a broadcast's
                             time went: npx tsx bench/profile.ts DIR/kit 20 onmessage`;
 
@@ -111,10 +113,11 @@ interface Config {
   script: string;
   env: Record<string, string>;
   flags: string[];
+  runtime: Runtime;
 }
 const configs: Config[] = [
-  ...(SERVERS.includes("floor") ? [{ name: "floor", script: FLOOR_SCRIPT, env: {}, flags: [] }] : []),
-  ...(SERVERS.includes("kit") ? [{ name: "kit", script: "index.ts", env: {}, flags: [] }] : []),
+  ...(SERVERS.includes("floor") ? [{ name: "floor", script: FLOOR_SCRIPT, env: {}, flags: [], runtime: "node" as const }] : []),
+  ...(SERVERS.includes("kit") ? [{ name: "kit", script: "index.ts", env: {}, flags: [], runtime: "node" as const }] : []),
   ...options.variant.map(variantConfig),
 ];
 
@@ -154,11 +157,13 @@ const clean = [...results.values()].every((r) => r.steps.length === STEPS.length
 process.exit(clean ? 0 : 1);
 
 async function measure(config: Config): Promise<Measured> {
-  console.log(`\n${config.name}: starting ${config.script} with ${WORKERS} workers`);
-  const profile = options.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profile, config.name.replace(/[^\w.=-]+/g, "_"))}`] : [];
-  const collectOnSignal = ["--expose-gc", "--import", resolve(ROOT, "bench/scale-gc.ts")]; // the workers inherit the primary's flags
+  console.log(`\n${config.name}: starting ${config.script} on ${config.runtime} with ${WORKERS} workers`);
+  const onNode = config.runtime === "node";
+  const profile = options.profile && onNode ? ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profile, config.name.replace(/[^\w.=-]+/g, "_"))}`] : [];
+  // The workers inherit the primary's flags. Bun takes none of Node's: its memory is read without a forced GC.
+  const collectOnSignal = onNode ? ["--expose-gc", "--import", resolve(ROOT, "bench/scale-gc.ts")] : [];
   const memoryDir = mkdtempSync(join(tmpdir(), "scale-memory-"));
-  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: { ...config.env, SCALE_MEMORY_DIR: memoryDir }, flags: [...config.flags, ...collectOnSignal, ...profile], timeoutMs: 120_000 });
+  const cluster = await startCluster({ workers: WORKERS, script: config.script, env: { ...config.env, SCALE_MEMORY_DIR: memoryDir }, flags: [...config.flags, ...collectOnSignal, ...profile], runtime: config.runtime, timeoutMs: 120_000 });
   const clients: ChildProcess[] = Array.from({ length: CLIENT_PROCESSES }, () =>
     fork(fileURLToPath(new URL("scale-clients.ts", import.meta.url)), [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
@@ -172,6 +177,8 @@ async function measure(config: Config): Promise<Measured> {
   /** The workers' RSS and V8 heap (used, plus external memory) once each has run a full garbage collection (bench/scale-gc.ts). */
   const memory = async () => {
     const pids = workers();
+    // SIGUSR2 would end a process without bench/scale-gc.ts's handler: on Bun, RSS alone.
+    if (!onNode) return { rss: pids.reduce((sum, pid) => sum + rssOf(pid), 0), heap: NaN };
     for (const pid of pids) rmSync(join(memoryDir, `${pid}.json`), { force: true });
     for (const pid of pids) process.kill(pid, "SIGUSR2");
     // A worker with 15,000 sockets on a crowded machine may take seconds to collect and answer.
@@ -369,13 +376,16 @@ function variantConfig(spec: string): Config {
   // Another server script: a variant of index.ts, or index.ts of an older checkout for an A/B.
   if (spec.endsWith(".ts")) {
     if (!existsSync(resolve(ROOT, spec))) fail(`--variant ${spec}: no such script`);
-    return { name: spec, script: spec, env: {}, flags: [] };
+    return { name: spec, script: spec, env: {}, flags: [], runtime: "node" };
   }
   const parts = spec.split(",");
+  const runtime: Runtime = parts.includes("bun") ? "bun" : "node";
   const flags = parts.filter((p) => p.startsWith("--"));
-  const pairs = parts.filter((p) => !p.startsWith("--")).map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]);
-  if (!parts.every((p) => p.startsWith("--") || p.indexOf("=") > 0)) fail(`--variant takes KEY=VALUE[,KEY=VALUE] and --node-flags, got "${spec}"`);
-  return { name: `kit ${spec}`, script: "index.ts", env: Object.fromEntries(pairs), flags };
+  const pairs = parts.filter((p) => !p.startsWith("--") && p !== "bun").map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]);
+  if (!parts.every((p) => p === "bun" || p.startsWith("--") || p.indexOf("=") > 0)) fail(`--variant takes KEY=VALUE[,KEY=VALUE], --node-flags and bun, got "${spec}"`);
+  if (runtime === "bun" && flags.length > 0) fail(`--variant ${spec}: Node's flags do not go to Bun`);
+  if (runtime === "bun" && !existsSync(resolve(ROOT, "node_modules/.bin/bun"))) fail("--variant bun: no node_modules/.bin/bun (npm install)");
+  return { name: runtime === "bun" ? `kit on bun${pairs.length ? ` ${pairs.map((p) => p.join("=")).join(",")}` : ""}` : `kit ${spec}`, script: "index.ts", env: Object.fromEntries(pairs), flags, runtime };
 }
 
 function wholeNumber(name: string, text: string, min: number, max: number): number {
