@@ -25,7 +25,7 @@ export type FromScaleClients =
   /** resets: handshakes that failed before the Socket.IO connect acknowledgement (retried), by reason. */
   | { type: "connected"; open: number; failed: number; resets: Record<string, number>; dropped: number }
   /** latencies: publish-to-receive ms of every client that got `seq`; missing: connected clients that did not. */
-  | { type: "received"; seq: number; latencies: Float64Array; missing: number; dropped: number };
+  | { type: "received"; seq: number; latencies: Float64Array; missing: number; dropped: number; skipped: number };
 
 interface LightClient {
   ws: WebSocket;
@@ -37,6 +37,7 @@ interface LightClient {
 
 const clients = new Set<LightClient>();
 let dropped = 0; // connections closed after their Socket.IO connect, not by us
+let skipped = 0; // broadcasts a client missed between two it got (a burst's middle)
 let closing = false;
 /** How many clients have had each broadcast seq (counted as it arrives, not by scanning them all). */
 const receivedBy = new Map<number, number>();
@@ -92,6 +93,7 @@ function received(client: LightClient, text: string) {
   const body = JSON.parse(text.slice(2)) as [string, string];
   const [seq, sentAt] = body[1].split(" ").map(Number);
   if (seq! > client.seq) {
+    if (client.seq >= 0) skipped += seq! - client.seq - 1;
     client.seq = seq!;
     client.latency = now() - sentAt!;
     receivedBy.set(seq!, (receivedBy.get(seq!) ?? 0) + 1);
@@ -133,7 +135,7 @@ async function expect({ seq, timeoutMs }: Extract<ToScaleClients, { type: "expec
   // Polled: the latencies were taken as each message arrived, this only decides when to answer.
   while ((receivedBy.get(seq) ?? 0) < clients.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const got = [...clients].filter((c) => c.seq >= seq);
-  return { type: "received", seq, latencies: Float64Array.from(got, (c) => c.latency), missing: clients.size - got.length, dropped };
+  return { type: "received", seq, latencies: Float64Array.from(got, (c) => c.latency), missing: clients.size - got.length, dropped, skipped };
 }
 
 process.on("message", async (order: ToScaleClients) => {

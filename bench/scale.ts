@@ -40,6 +40,7 @@ const USAGE = `usage: npm run bench:scale -- [options]
   -w, --workers W           server workers, the floor's and the kit's (enough for <= 18,000 each, at least 2)
       --client-processes P  light-client processes (enough for <= 14,000 each, at least 2)
       --broadcasts B        broadcasts to all at each N (3)
+      --burst K             each broadcast is K messages published back to back (1); latency is the last one's
       --idle-seconds S      idle CPU window at each N (25: one ping interval)
       --concurrency C       handshakes in flight per client process (100)
       --connect-timeout S   seconds to connect each step's clients (300)
@@ -64,6 +65,7 @@ const options = (() => {
         workers: { type: "string", short: "w" },
         "client-processes": { type: "string" },
         broadcasts: { type: "string", default: "3" },
+        burst: { type: "string", default: "1" },
         // One ping interval (engine.io's 25 s): a shorter window catches a share of the heartbeats
         // that depends on when they fall, and that share is subtracted from each broadcast's CPU.
         "idle-seconds": { type: "string", default: "25" },
@@ -101,6 +103,7 @@ if (Math.ceil(MAX_N / CLIENT_PROCESSES) > SOCKETS_PER_CLIENT_PROCESS) {
   fail(`--client-processes ${CLIENT_PROCESSES} would open more than ${SOCKETS_PER_CLIENT_PROCESS} sockets each: use at least ${Math.ceil(MAX_N / SOCKETS_PER_CLIENT_PROCESS)}`);
 }
 const BROADCASTS = wholeNumber("broadcasts", options.broadcasts, 1, 100);
+const BURST = wholeNumber("burst", options.burst, 1, 1000);
 const IDLE_SECONDS = wholeNumber("idle-seconds", options["idle-seconds"], 1, 600);
 const CONCURRENCY = wholeNumber("concurrency", options.concurrency, 1, 10_000);
 const CONNECT_TIMEOUT_MS = wholeNumber("connect-timeout", options["connect-timeout"], 5, 3600) * 1000;
@@ -143,7 +146,7 @@ interface Step {
 const started = new Date();
 console.log(
   `scale: ${started.toISOString()}, N ${STEPS.join(", ")}, ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ` +
-    `${BROADCASTS} broadcasts and ${IDLE_SECONDS} s idle per N; servers: ${configs.map((c) => c.name).join(", ")}`,
+    `${BROADCASTS} broadcasts${BURST > 1 ? ` of ${BURST} messages each` : ""} and ${IDLE_SECONDS} s idle per N; servers: ${configs.map((c) => c.name).join(", ")}`,
 );
 interface Measured {
   baseRss: number;
@@ -172,6 +175,8 @@ async function measure(config: Config): Promise<Measured> {
   const emitter = new Emitter(redis);
   const steps: Step[] = [];
   let seq = 0;
+  let skippedBefore = 0;
+  let skippedNow = 0;
   const workers = () => cluster.workerPids();
   const cpuOf = (pids: number[]) => processTree(cluster.server.child.pid!).filter((p) => pids.includes(p.pid)).reduce((sum, p) => sum + p.cpuSeconds, 0);
   /** The workers' RSS and V8 heap (used, plus external memory) once each has run a full garbage collection (bench/scale-gc.ts). */
@@ -233,18 +238,26 @@ async function measure(config: Config): Promise<Measured> {
       const cpuStart = cpuOf(pids);
       const wallStart = now();
       for (let b = 0; b < BROADCASTS; b++) {
-        seq++;
-        const text = `${seq} ${now().toFixed(3)}`;
-        if (config.script === FLOOR_SCRIPT) await redis.publish("scale-floor", text);
-        else emitter.emit("chat message", text);
+        // A burst: K messages published back to back (pipelined), so that they reach a worker together.
+        const published: Promise<unknown>[] = [];
+        for (let k = 0; k < BURST; k++) {
+          seq++;
+          const text = `${seq} ${now().toFixed(3)}`;
+          if (config.script === FLOOR_SCRIPT) published.push(redis.publish("scale-floor", text));
+          else emitter.emit("chat message", text);
+        }
+        await Promise.all(published);
         const received = await ask(clients, { type: "expect", seq, timeoutMs: 60_000 + n }, "received");
         const latencies = Float64Array.from(received.flatMap((r) => [...r.latencies])).sort();
         medians.push(latencies[Math.floor(latencies.length / 2)] ?? NaN);
         lasts.push(latencies.at(-1) ?? NaN);
         lost += received.reduce((sum, r) => sum + r.missing, 0);
+        skippedNow = received.reduce((sum, r) => sum + r.skipped, 0); // counted by each client process since it started
         dropped = received.reduce((sum, r) => sum + r.dropped, 0);
         await sleep(300); // the workers' last writes drain before the next one
       }
+      lost += skippedNow - skippedBefore; // a burst's messages a client did not get, though it got a later one
+      skippedBefore = skippedNow;
       const busySeconds = cpuOf(pids) - cpuStart - idleRate * ((now() - wallStart) / 1000);
       const step: Step = {
         n,
@@ -257,7 +270,7 @@ async function measure(config: Config): Promise<Measured> {
         heapBytes,
         medianMs: middle(medians),
         lastMs: middle(lasts),
-        cpuMicrosPerDelivery: (busySeconds * 1e6) / (BROADCASTS * connected),
+        cpuMicrosPerDelivery: (busySeconds * 1e6) / (BROADCASTS * BURST * connected),
         lost,
         dropped,
       };
@@ -284,7 +297,7 @@ async function measure(config: Config): Promise<Measured> {
 }
 
 function printTables() {
-  console.log(`\nscale ${started.toISOString()}: ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ${BROADCASTS} broadcasts per N (median of them)`);
+  console.log(`\nscale ${started.toISOString()}: ${WORKERS} workers, ${CLIENT_PROCESSES} client processes, ${BROADCASTS} broadcasts${BURST > 1 ? ` of ${BURST} messages` : ""} per N (median of them)`);
   const header = ["server", "N", "connect s", "retried", "idle ms/s", "RSS MiB", "KiB/conn", "heap KiB/conn", "median ms", "last ms", "us/delivery", "lost"];
   const rows: string[][] = [];
   for (const [name, { baseRss, baseHeap, steps }] of results) {

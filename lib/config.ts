@@ -49,6 +49,8 @@ export interface ServerConfig extends RedisConfig {
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
   auth: AuthConfig;
+  /** CORK_FRAMES: a client's frames flushed together go out in one write (lib/worker/corked-frames.ts). */
+  corkFrames: boolean;
   /** TRANSPORTS: the Engine.IO transports the server accepts; websocket alone refuses long-polling, and the page follows. */
   transports: Transport[];
 }
@@ -172,7 +174,9 @@ export function readServerConfig(env = process.env): ServerConfig {
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
   const auth = readAuthConfig(env);
   const transports = readTransports(env);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth, transports };
+  const corkFrames = env.CORK_FRAMES ?? "1";
+  if (corkFrames !== "0" && corkFrames !== "1") configError(`CORK_FRAMES must be 0 or 1, got "${corkFrames}"`);
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth, transports, corkFrames: corkFrames === "1" };
 }
 
 /**

@@ -13,10 +13,12 @@ import { tellPrimary } from "../ipc.ts";
 import type { WorkerRedis } from "../redis/connections.ts";
 import { drain } from "./drain.ts";
 import { answerHandoffBarriers } from "./handoffs.ts";
+import { corkFrames } from "./corked-frames.ts";
 import { cutSlowReaders } from "./slow-readers.ts";
 
-export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog">): Promise<void> {
+export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog" | "corkFrames">): Promise<void> {
   setupWorker(io);
+  if (config.corkFrames) corkFrames(io);
   answerHandoffBarriers();
   cutSlowReaders(io, config.maxClientBacklog);
   tellPrimary({ type: "kit:ready" });
