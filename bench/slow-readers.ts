@@ -14,7 +14,7 @@
  * together: the stuck readers' extra peak is the second figure minus the first. Linux only.
  *
  *   npx tsx bench/slow-readers.ts
- *   npx tsx bench/slow-readers.ts --only burst --burst 6000 --burst-stuck 5 --runs 2
+ *   npx tsx bench/slow-readers.ts --only burst --burst 6000 --burst-stuck 5 --runs 5
  *   npx tsx bench/slow-readers.ts --only paced --stuck 10 --size 10000 --rate 1000 --seconds 20 --limit 10485760
  */
 import { parseArgs } from "node:util";
@@ -36,7 +36,7 @@ const { values } = parseArgs({
     limit: { type: "string" },
     burst: { type: "string", default: "6000" },
     "burst-stuck": { type: "string", default: "5" },
-    runs: { type: "string", default: "2" },
+    runs: { type: "string", default: "5" },
     only: { type: "string" },
     "pubsub-limit": { type: "string", default: "256mb" },
     help: { type: "boolean", default: false },
@@ -76,11 +76,17 @@ try {
     // the burst before any client does (docs/reference/faults.md#bursts): raised here, so that
     // the clients' side is what is measured.
     burstRedis = await startPrivateRedis(["--client-output-buffer-limit", `pubsub ${values["pubsub-limit"]} ${values["pubsub-limit"]} 60`]);
+    // Calm and stuck runs alternate; the peaks move by tens of MB from run to run with the
+    // garbage collector's timing, so the medians are compared.
+    const growth: Record<"calm" | "stuck", number[]> = { calm: [], stuck: [] };
     for (let run = 1; run <= RUNS!; run++) {
-      const calm = await measureBurst(0);
-      const stuck = await measureBurst(BURST_STUCK!);
-      console.log(`  run ${run}: the ${BURST_STUCK} stuck readers' extra peak RSS: ${((stuck - calm) / MB).toFixed(0)} MB`);
+      growth.calm.push(await measureBurst(0));
+      growth.stuck.push(await measureBurst(BURST_STUCK!));
     }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const mb = (values: number[]) => values.map((bytes) => (bytes / MB).toFixed(0)).join(", ");
+    console.log(`the workers' peak RSS growth during the burst, ${RUNS} runs each: without stuck readers ${mb(growth.calm)} MB; with ${BURST_STUCK} ${mb(growth.stuck)} MB`);
+    console.log(`the ${BURST_STUCK} stuck readers' extra peak (median minus median): ${((median(growth.stuck) - median(growth.calm)) / MB).toFixed(0)} MB`);
   }
 } finally {
   await redis.stop();
@@ -142,7 +148,7 @@ async function measure(limit: number | undefined, stuckCount: number) {
   }
 }
 
-/** One unpaced burst; returns the workers' peak RSS together, in bytes. */
+/** One unpaced burst; returns how much the workers' RSS together grew at its peak, in bytes. */
 async function measureBurst(stuckCount: number): Promise<number> {
   const limit = values.limit === undefined ? undefined : LIMIT!;
   const cluster = await startCluster({ redis: burstRedis, workers: 2, env: limitEnv(limit) });
@@ -188,7 +194,7 @@ async function measureBurst(stuckCount: number): Promise<number> {
     for (const line of cuts.slice(0, 2)) console.log(`    ${line}`);
     const subscriberCuts = server.stdout.concat(server.stderr).filter((line) => line.includes("Redis closed the subscriber connection")).length;
     if (subscriberCuts) console.log(`  Redis cut a worker's subscriber (client-output-buffer-limit pubsub): ${subscriberCuts} times`);
-    return peak;
+    return peak - before;
   } finally {
     await publisher.close().catch(() => {});
     await healthy.stop();
