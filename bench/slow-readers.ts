@@ -11,7 +11,8 @@
  * replaying a queue does, to two workers, one healthy websocket reader (a process of its own that
  * reads as fast as it can) with no stuck reader, then with --burst-stuck of them; each --runs
  * times. It prints what the healthy reader got, the cuts by rule, and the workers' peak RSS
- * together: the stuck readers' extra peak is the second figure minus the first. Linux only.
+ * together: the stuck readers' extra peak is the second figure minus the first. --steady-pace N
+ * adds a reader that reads N messages a second, steadily (support/readers.ts). Linux only.
  *
  *   npx tsx bench/slow-readers.ts
  *   npx tsx bench/slow-readers.ts --only burst --burst 6000 --burst-stuck 5 --runs 5
@@ -39,12 +40,13 @@ const { values } = parseArgs({
     runs: { type: "string", default: "5" },
     only: { type: "string" },
     "pubsub-limit": { type: "string", default: "256mb" },
+    "steady-pace": { type: "string", default: "0" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   console.log(
-    "usage: npx tsx bench/slow-readers.ts [--only paced|burst] [--stuck N] [--size BYTES] [--rate PER_SECOND] [--seconds S] [--limit BYTES] [--burst N] [--burst-stuck N] [--runs N] [--pubsub-limit 256mb]",
+    "usage: npx tsx bench/slow-readers.ts [--only paced|burst] [--stuck N] [--size BYTES] [--rate PER_SECOND] [--seconds S] [--limit BYTES] [--burst N] [--burst-stuck N] [--runs N] [--pubsub-limit 256mb] [--steady-pace PER_SECOND]",
   );
   process.exit(0);
 }
@@ -53,6 +55,11 @@ const numbers = [values.stuck, values.size, values.rate, values.seconds, values.
 const [STUCK, SIZE, RATE, SECONDS, LIMIT, BURST, BURST_STUCK, RUNS] = numbers as number[];
 if (!numbers.every((n) => Number.isInteger(n) && n > 0)) {
   console.error("every option takes a whole number > 0");
+  process.exit(EXIT_USAGE);
+}
+const STEADY_PACE = Number(values["steady-pace"]);
+if (!Number.isInteger(STEADY_PACE) || STEADY_PACE < 0) {
+  console.error(`--steady-pace takes a whole number of messages per second (0: no steady reader), got "${values["steady-pace"]}"`);
   process.exit(EXIT_USAGE);
 }
 if (values.only !== undefined && values.only !== "paced" && values.only !== "burst") {
@@ -155,9 +162,11 @@ async function measureBurst(stuckCount: number): Promise<number> {
   const { server, url } = cluster;
   const stuck = startReaders(url, stuckCount);
   const healthy = startReaders(url, 1);
+  const steady = STEADY_PACE ? startReaders(url, 1, "websocket", STEADY_PACE) : undefined;
+  const readers = [healthy, ...(steady ? [steady] : [])];
   const publisher = createClient({ url: burstRedis!.url });
   try {
-    await until(() => healthy.ids().length === 1 && stuck.ids().length === stuckCount, 30_000, "everyone connected");
+    await until(() => readers.every((r) => r.ids().length === 1) && stuck.ids().length === stuckCount, 30_000, "everyone connected");
     await publisher.connect();
     const emitter = new Emitter(publisher);
     stuck.freeze();
@@ -172,10 +181,11 @@ async function measureBurst(stuckCount: number): Promise<number> {
     for (let i = 0; i < BURST!; i++) emitter.emit("chat message", message);
     let last = -1;
     let lastMoved = performance.now();
-    // Until the reader has everything, or has not moved for 5 s (it was cut, or lost some).
-    while (healthy.received() < BURST! && performance.now() - lastMoved < 5000 && performance.now() - started < 120_000) {
+    const got = () => readers.reduce((sum, r) => sum + r.received(), 0);
+    // Until the readers have everything, or have not moved for 5 s (cut, or lost some).
+    while (got() < BURST! * readers.length && performance.now() - lastMoved < 5000 && performance.now() - started < 120_000) {
       peak = Math.max(peak, rss());
-      if (healthy.received() !== last) [last, lastMoved] = [healthy.received(), performance.now()];
+      if (got() !== last) [last, lastMoved] = [got(), performance.now()];
       await sleep(20);
     }
     const seconds = (performance.now() - started) / 1000;
@@ -188,7 +198,8 @@ async function measureBurst(stuckCount: number): Promise<number> {
       rules.set(rule, (rules.get(rule) ?? 0) + 1);
     }
     console.log(`unpaced burst: ${BURST} x ${SIZE} B back to back, 2 workers, ${stuckCount} stuck readers, ${limitName(limit)}:`);
-    console.log(`  healthy websocket reader: ${healthy.received()} of ${BURST} in ${seconds.toFixed(1)} s`);
+    console.log(`  healthy websocket reader: ${healthy.received()} of ${BURST} in ${seconds.toFixed(1)} s${healthy.ids().length > 1 ? " (it was cut and came back)" : ""}`);
+    if (steady) console.log(`  steady reader (${STEADY_PACE} messages/s): ${steady.received()} of ${BURST}${steady.ids().length > 1 ? " (it was cut and came back)" : ""}`);
     console.log(`  workers' RSS together: ${(before / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB at the peak`);
     console.log(`  cuts: ${cuts.length}${cuts.length ? ` (${[...rules].map(([rule, n]) => `${rule}: ${n}`).join(", ")})` : ""}`);
     for (const line of cuts.slice(0, 2)) console.log(`    ${line}`);
@@ -198,6 +209,7 @@ async function measureBurst(stuckCount: number): Promise<number> {
   } finally {
     await publisher.close().catch(() => {});
     await healthy.stop();
+    await steady?.stop();
     await stuck.stop();
     await cluster.stop();
   }

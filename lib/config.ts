@@ -47,6 +47,8 @@ export interface ServerConfig extends RedisConfig {
   maxClientBacklog: number;
   /** Bytes that may wait for all of a worker's clients together before the slowest are let go (lib/worker/slow-readers.ts). */
   maxWorkerBacklog: number;
+  /** Milliseconds a client with bytes waiting may take none of them before it is let go (lib/worker/slow-readers.ts). */
+  slowReaderGrace: number;
   /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary/sockets.ts). */
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
@@ -160,11 +162,15 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(maxWorkerBacklog) || maxWorkerBacklog < 1) {
     configError(`MAX_WORKER_BACKLOG must be a whole number of bytes > 0, got "${env.MAX_WORKER_BACKLOG}"`);
   }
+  const slowReaderGrace = Number(env.SLOW_READER_GRACE ?? 1000);
+  if (!Number.isInteger(slowReaderGrace) || slowReaderGrace < 100) {
+    configError(`SLOW_READER_GRACE must be a whole number of milliseconds >= 100, got "${env.SLOW_READER_GRACE}"`);
+  }
   const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
   const auth = readAuthConfig(env);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, requestTimeout, allowedOrigins, auth };
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, slowReaderGrace, requestTimeout, allowedOrigins, auth };
 }
 
 /**

@@ -15,7 +15,7 @@ import { drain } from "./drain.ts";
 import { answerHandoffBarriers } from "./handoffs.ts";
 import { cutSlowReaders } from "./slow-readers.ts";
 
-export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog" | "maxWorkerBacklog">): Promise<void> {
+export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog" | "maxWorkerBacklog" | "slowReaderGrace">): Promise<void> {
   setupWorker(io);
   answerHandoffBarriers();
   cutSlowReaders(io, config);

@@ -18,10 +18,12 @@
  * (engine.io's write buffer plus the TCP socket's unsent bytes) and the bytes it took (handed to
  * the kernel for a WebSocket, handed to a poll response for long-polling). Three rules, each
  * named in the log line of the cut:
- * - "took nothing": over 1 MiB waiting and less than 16 KiB taken in the last 0.5 s (WebSocket;
- *   a reader that keeps up takes something every few tens of ms even under a burst) or 2 s
- *   (long-polling, whose progress shows once per poll). A stuck client is let go half a second
- *   into a burst, before it holds much of it: its packets are the ones the others have read.
+ * - "took nothing": over 1 MiB waiting and less than 16 KiB taken for SLOW_READER_GRACE (1 s;
+ *   2 s at least for long-polling, whose progress shows once per poll). A stuck client is let go
+ *   about that long into a burst, before it holds all of it. The grace is a trade: the kernel
+ *   of a slow reader shows the sender progress only once the reader has emptied about half its
+ *   receive buffer (MiBs on loopback), so a reader slower than that half per grace looks stuck
+ *   under a burst (docs/reference/faults.md#bursts has the figures).
  * - "client ceiling": over MAX_CLIENT_BACKLOG waiting, taking bytes or not;
  * - "worker ceiling": the worker's watched clients together over MAX_WORKER_BACKLOG: the client
  *   that has gone longest without taking anything goes first, until the sum is under it again.
@@ -35,8 +37,8 @@ import type { Server } from "socket.io";
 import { log } from "../log.ts";
 
 const TICK_MS = 100;
-/** How long a client with more than STALL_FLOOR waiting may go without taking PROGRESS_BYTES. */
-const GRACE_MS = { websocket: 500, polling: 2000 } as Record<string, number>;
+/** Long-polling shows progress once per poll, and a poll can carry MiBs: never less than this. */
+const POLLING_GRACE_MS = 2000;
 /** What counts as taking something: 32 KB/s. A reader that keeps up takes MB/s, a stuck one nothing. */
 const PROGRESS_BYTES = 16 * 2 ** 10;
 /** Less than this waiting is no one's trouble: a healthy polling client holds ~1 MiB between polls at 10 MB/s. */
@@ -45,6 +47,8 @@ const STALL_FLOOR = 2 ** 20;
 const WATCH_FLOOR = 64 * 2 ** 10;
 
 export interface SlowReaderLimits {
+  /** SLOW_READER_GRACE: milliseconds a client with bytes waiting may go without taking any. */
+  slowReaderGrace: number;
   /** MAX_CLIENT_BACKLOG: bytes that may wait for one client, reading or not; 0 turns it all off. */
   maxClientBacklog: number;
   /** MAX_WORKER_BACKLOG: bytes that may wait for all the worker's clients together. */
@@ -93,7 +97,7 @@ interface Reader {
   watched: boolean;
 }
 
-export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog }: SlowReaderLimits): void {
+export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog, slowReaderGrace }: SlowReaderLimits): void {
   if (maxClientBacklog === 0) return;
   const watched = new Set<Reader>();
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -158,7 +162,7 @@ export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog 
       const idleMs = now - reader.progressAt;
       if (reader.backlog <= WATCH_FLOOR && reader.conn.transport.writable) unwatch(reader);
       else if (reader.backlog > maxClientBacklog) cut(reader, "client ceiling", `over MAX_CLIENT_BACKLOG (${mib(maxClientBacklog)} MiB)`, now);
-      else if (reader.backlog > STALL_FLOOR && idleMs >= (GRACE_MS[reader.conn.transport.name] ?? 2000)) cut(reader, "took nothing", `over ${mib(STALL_FLOOR)} MiB`, now);
+      else if (reader.backlog > STALL_FLOOR && idleMs >= (reader.conn.transport.name === "polling" ? Math.max(slowReaderGrace, POLLING_GRACE_MS) : slowReaderGrace)) cut(reader, "took nothing", `over ${mib(STALL_FLOOR)} MiB`, now);
       else total += reader.backlog;
     }
     if (total <= maxWorkerBacklog) return;
