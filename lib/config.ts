@@ -162,7 +162,7 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(maxWorkerBacklog) || maxWorkerBacklog < 1) {
     configError(`MAX_WORKER_BACKLOG must be a whole number of bytes > 0, got "${env.MAX_WORKER_BACKLOG}"`);
   }
-  const slowReaderGrace = Number(env.SLOW_READER_GRACE ?? 1000);
+  const slowReaderGrace = Number(env.SLOW_READER_GRACE ?? 500);
   if (!Number.isInteger(slowReaderGrace) || slowReaderGrace < 100) {
     configError(`SLOW_READER_GRACE must be a whole number of milliseconds >= 100, got "${env.SLOW_READER_GRACE}"`);
   }

@@ -18,7 +18,7 @@
  * (engine.io's write buffer plus the TCP socket's unsent bytes) and the bytes it took (handed to
  * the kernel for a WebSocket, handed to a poll response for long-polling). Three rules, each
  * named in the log line of the cut:
- * - "took nothing": over 1 MiB waiting and less than 16 KiB taken for SLOW_READER_GRACE (1 s;
+ * - "took nothing": over 1 MiB waiting and less than 16 KiB taken for SLOW_READER_GRACE (0.5 s;
  *   2 s at least for long-polling, whose progress shows once per poll). A stuck client is let go
  *   about that long into a burst, before it holds all of it. The grace is a trade: the kernel
  *   of a slow reader shows the sender progress only once the reader has emptied about half its
