@@ -13,10 +13,11 @@ import { after, before, describe, test } from "node:test";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import type { ServerToClientEvents } from "../lib/chat.ts";
+import { EXIT_USAGE } from "../lib/failures.ts";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { rssOf } from "../support/processes.ts";
-import { type RunningRedis, startPrivateRedis } from "../support/redis.ts";
-import { type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
+import { runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 import { type Readers, record, startReaders } from "../support/sockets.ts";
 
 /** A cut, as the worker logs it (lib/worker/slow-readers.ts). */
@@ -224,5 +225,21 @@ describe("the ceilings cut a client that reads, and say which one did", () => {
         cluster = undefined;
       }
     });
+  }
+});
+
+test("bad slow-reader settings: one line, exit code 2, before Redis is touched", async () => {
+  const env = { REDIS_URL: `redis://127.0.0.1:${await freePort()}`, WORKERS: "1" };
+  for (const [name, value] of [
+    ["MAX_CLIENT_BACKLOG", "-1"],
+    ["MAX_WORKER_BACKLOG", "0"],
+    ["MAX_WORKER_BACKLOG", "lots"],
+    ["SLOW_READER_GRACE", "50"],
+    ["SLOW_READER_GRACE", "1.5"],
+  ] as const) {
+    const result = await runToEnd("index.ts", [], { ...env, [name]: value });
+    assert.equal(result.code, EXIT_USAGE, `${name}=${value}: ${result.stderr.join("\n")}`);
+    assert.equal(result.stderr.length, 1, `${name}=${value}: one line\n${result.stderr.join("\n")}`);
+    assert.match(result.stderr[0]!, new RegExp(`${name} must be`));
   }
 });

@@ -33,6 +33,7 @@
  * The client sees its transport close and reconnects by itself; under ADAPTER=streams it then
  * recovers what it missed. MAX_CLIENT_BACKLOG=0 turns the check off.
  */
+import { setImmediate } from "node:timers";
 import type { Server } from "socket.io";
 import { log } from "../log.ts";
 
