@@ -17,7 +17,7 @@ import { EXIT_USAGE } from "../lib/failures.ts";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { rssOf } from "../support/processes.ts";
 import { freePort, type RunningRedis, startPrivateRedis } from "../support/redis.ts";
-import { runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
+import { type Runtime, runToEnd, type Script, sleep, stopAll, until } from "../support/scripts.ts";
 import { type Readers, record, startReaders } from "../support/sockets.ts";
 
 /** A cut, as the worker logs it (lib/worker/slow-readers.ts). */
@@ -241,5 +241,37 @@ test("bad slow-reader settings: one line, exit code 2, before Redis is touched",
     assert.equal(result.code, EXIT_USAGE, `${name}=${value}: ${result.stderr.join("\n")}`);
     assert.equal(result.stderr.length, 1, `${name}=${value}: one line\n${result.stderr.join("\n")}`);
     assert.match(result.stderr[0]!, new RegExp(`${name} must be`));
+  }
+});
+
+describe("an unpaced burst, on Bun and Deno servers", () => {
+  // Bun and Deno have no libuv handle on their sockets: progress shows only as completed writes.
+  after(stopAll);
+  for (const runtime of ["bun", "deno"] as Runtime[]) {
+    test(`${runtime}: the reading client gets every message, the stuck ones are let go`, async (t) => {
+      const cluster = await startCluster({ workers: 1, runtime });
+      const healthy = startReaders(cluster.url, 1);
+      const stuck = startReaders(cluster.url, 2);
+      const publisher = createClient({ url: cluster.redis.url });
+      try {
+        await publisher.connect();
+        await until(() => healthy.ids().length === 1 && stuck.ids().length === 2, 20_000, "everyone connected");
+        stuck.freeze();
+        publishBurst(new Emitter<ServerToClientEvents>(publisher), 3000);
+        await until(() => healthy.received() >= 3000, 60_000, "the healthy reader got everything").catch(() => {});
+        await until(() => cutsIn(cluster, 0).length >= 2, 20_000, "the stuck readers are let go").catch(() => {});
+        await sleep(500);
+        const cuts = cutsIn(cluster, 0);
+        t.diagnostic(`healthy ${healthy.received()} of 3000; ${cuts[0] ?? "no cut"}`);
+        assert.equal(healthy.received(), 3000, "the healthy reader got every message");
+        assert.equal(healthy.ids().length, 1, "the healthy reader was never disconnected");
+        assert.equal(cuts.length, 2, cuts.join("\n"));
+      } finally {
+        await publisher.close().catch(() => {});
+        await healthy.stop();
+        await stuck.stop();
+        await cluster.stop();
+      }
+    });
   }
 });
