@@ -40,7 +40,7 @@ import { log } from "../log.ts";
 const TICK_MS = 100;
 /** Long-polling shows progress once per poll, and a poll can carry MiBs: never less than this. */
 const POLLING_GRACE_MS = 2000;
-/** What counts as taking something: 32 KB/s. A reader that keeps up takes MB/s, a stuck one nothing. */
+/** What counts as taking something (32 KiB/s at the default grace). A reader that keeps up takes MB/s, a stuck one nothing. */
 const PROGRESS_BYTES = 16 * 2 ** 10;
 /** Less than this waiting is no one's trouble: a healthy polling client holds ~1 MiB between polls at 10 MB/s. */
 const STALL_FLOOR = 2 ** 20;
@@ -161,7 +161,8 @@ export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog,
         reader.progressAt = now;
       }
       const idleMs = now - reader.progressAt;
-      if (reader.backlog <= WATCH_FLOOR && reader.conn.transport.writable) unwatch(reader);
+      // Next to nothing waits: no one's trouble until packets pile up again (packetCreate watches it then).
+      if (reader.backlog <= WATCH_FLOOR) unwatch(reader);
       else if (reader.backlog > maxClientBacklog) cut(reader, "client ceiling", `over MAX_CLIENT_BACKLOG (${mib(maxClientBacklog)} MiB)`, now);
       else if (reader.backlog > STALL_FLOOR && idleMs >= (reader.conn.transport.name === "polling" ? Math.max(slowReaderGrace, POLLING_GRACE_MS) : slowReaderGrace)) cut(reader, "took nothing", `over ${mib(STALL_FLOOR)} MiB`, now);
       else total += reader.backlog;
