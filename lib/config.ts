@@ -43,8 +43,12 @@ export interface ServerConfig extends RedisConfig {
   chatRateLimit: number;
   /** Origins besides the server's own whose pages may connect (lib/worker/origins.ts). */
   allowedOrigins: string[];
-  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/worker/slow-readers.ts). */
+  /** Bytes that may wait for one client, reading or not, before it is let go; 0 turns the slow-reader check off (lib/worker/slow-readers.ts). */
   maxClientBacklog: number;
+  /** Bytes that may wait for all of a worker's clients together before the slowest are let go (lib/worker/slow-readers.ts). */
+  maxWorkerBacklog: number;
+  /** Milliseconds a client with bytes waiting may take none of them before it is let go (lib/worker/slow-readers.ts). */
+  slowReaderGrace: number;
   /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary/sockets.ts). */
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
@@ -150,15 +154,23 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
-  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 10 * 2 ** 20);
+  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 64 * 2 ** 20);
   if (!Number.isInteger(maxClientBacklog) || maxClientBacklog < 0) {
     configError(`MAX_CLIENT_BACKLOG must be a whole number of bytes (0: no limit), got "${env.MAX_CLIENT_BACKLOG}"`);
+  }
+  const maxWorkerBacklog = Number(env.MAX_WORKER_BACKLOG ?? 256 * 2 ** 20);
+  if (!Number.isInteger(maxWorkerBacklog) || maxWorkerBacklog < 1) {
+    configError(`MAX_WORKER_BACKLOG must be a whole number of bytes > 0, got "${env.MAX_WORKER_BACKLOG}"`);
+  }
+  const slowReaderGrace = Number(env.SLOW_READER_GRACE ?? 500);
+  if (!Number.isInteger(slowReaderGrace) || slowReaderGrace < 100) {
+    configError(`SLOW_READER_GRACE must be a whole number of milliseconds >= 100, got "${env.SLOW_READER_GRACE}"`);
   }
   const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
   const auth = readAuthConfig(env);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth };
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, slowReaderGrace, requestTimeout, allowedOrigins, auth };
 }
 
 /**

@@ -15,10 +15,10 @@ import { drain } from "./drain.ts";
 import { answerHandoffBarriers } from "./handoffs.ts";
 import { cutSlowReaders } from "./slow-readers.ts";
 
-export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog">): Promise<void> {
+export function serve(io: Server, redis: WorkerRedis, config: Pick<ServerConfig, "maxClientBacklog" | "maxWorkerBacklog" | "slowReaderGrace">): Promise<void> {
   setupWorker(io);
   answerHandoffBarriers();
-  cutSlowReaders(io, config.maxClientBacklog);
+  cutSlowReaders(io, config);
   tellPrimary({ type: "kit:ready" });
   return new Promise((resolve, reject) => {
     let stopping = false;
