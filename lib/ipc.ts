@@ -12,6 +12,16 @@ export type WorkerReport =
   | ({ type: "kit:failed" } & ExitReport);
 
 /**
+ * What the primary tells a worker: a reload has a fresh worker ready in its place, so it stops
+ * taking new sessions (readiness 503), lets its clients go over RELOAD_SPREAD_MS and exits.
+ */
+export const RELOAD_DRAIN = "kit:reload-drain";
+
+export function isReloadDrain(message: unknown): boolean {
+  return (message as { type?: unknown } | null)?.type === RELOAD_DRAIN;
+}
+
+/**
  * The handoff barrier (lib/primary/handoffs.ts): sent by the primary, echoed as it is by the
  * worker once it has read everything sent before it.
  */

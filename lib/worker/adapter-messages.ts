@@ -17,6 +17,7 @@
  * "Could not parse" from notepack in onmessage); the other adapters catch decoding errors only.
  */
 import { countedLog } from "../log.ts";
+import { countMalformedRedisMessage } from "./metrics.ts";
 
 /** Classic: onmessage (broadcasts), onrequest (requests, responses); sharded and streams: onRawMessage. */
 const ENTRY_POINTS = ["onmessage", "onrequest", "onRawMessage"] as const;
@@ -25,7 +26,10 @@ const ENTRY_POINTS = ["onmessage", "onrequest", "onRawMessage"] as const;
 const dropped = countedLog("ignored a message from Redis that the adapter could not handle");
 
 export function guardAdapterMessages<T extends object>(adapter: T): T {
-  const drop = (err: unknown) => dropped(err instanceof Error ? err.message || err.name : String(err));
+  const drop = (err: unknown) => {
+    countMalformedRedisMessage();
+    dropped(err instanceof Error ? err.message || err.name : String(err));
+  };
   const entries = adapter as unknown as Record<string, unknown>;
   for (const name of ENTRY_POINTS) {
     const original = entries[name];

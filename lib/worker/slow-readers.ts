@@ -21,6 +21,7 @@
  */
 import type { Server } from "socket.io";
 import { log } from "../log.ts";
+import { countSlowReaderCut } from "./metrics.ts";
 
 /** How often the backlogs are looked at, and how long one may stay over the limit. */
 const CHECK_EVERY_MS = 250;
@@ -60,6 +61,7 @@ export function cutSlowReaders(io: Server, maxBacklog: number): void {
       `closed the connection of a client that does not read (${conn.id}, ${conn.transport.name}): ` +
         `over ${mib} MiB waiting for it for ${(ms / 1000).toFixed(1)} s, MAX_CLIENT_BACKLOG is ${maxBacklog} bytes`,
     );
+    countSlowReaderCut();
     const transport = conn.transport;
     conn.close(true);
     transport.socket?.terminate?.();
