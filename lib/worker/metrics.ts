@@ -112,6 +112,7 @@ export function watchWorkerMetrics(io: Server, health: RedisHealth, isDraining: 
     });
   }
   watched = { io, health, isDraining };
+  for (const reason of ["origin", "auth"]) handshakesRefused.inc({ reason }, 0); // a series from the start, for rate()
   if (!config.metrics) return;
   collectDefaultMetrics();
   new AggregatorRegistry(); // its constructor makes this worker answer the primary's requests
