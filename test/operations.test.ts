@@ -205,9 +205,14 @@ describe("rolling reload (SIGHUP) under traffic, ADAPTER=streams", () => {
 
   test("every worker replaced, the primary kept, no connection refused, all back, nothing lost", async (t) => {
     const receivers: Recorder[] = [];
+    const recoveries: string[][] = [];
+    t.after(() => receivers.forEach((c) => c.socket.disconnect()));
     for (let i = 0; i < 12; i++) {
       const c = record(cluster.url, { transports: i % 3 === 0 ? ["polling"] : ["websocket"] });
       receivers.push(c);
+      const told: string[] = [];
+      recoveries.push(told);
+      c.socket.on("connect", () => told.push(c.socket.recovered ? "recovered" : "new session"));
       await connected(c.socket, 20_000, { firstTry: true });
     }
     const emitter = shardedStreamsEmitter(publisher, "streams").of("/").to([]);
@@ -268,7 +273,7 @@ describe("rolling reload (SIGHUP) under traffic, ADAPTER=streams", () => {
       const got = seqs(c);
       const first = got[0]!;
       const expected = Array.from({ length: got.length }, (_, k) => first + k);
-      assert.deepEqual(got, expected, `receiver ${i}: every message once, in order (${c.disconnects} disconnects)`);
+      assert.deepEqual(got, expected, `receiver ${i}: every message once, in order (${c.disconnectReasons.join(", ")}; ${recoveries[i]!.join(", ")})`);
       assert.ok(c.disconnects >= 1, `receiver ${i} was let go and came back`);
     }
     t.diagnostic(`receivers let go: ${receivers.map((c) => c.disconnects).join(",")}; sequence reached ${sequence}`);
