@@ -201,6 +201,7 @@ describe("rolling reload (SIGHUP) under traffic, ADAPTER=streams", () => {
   after(async () => {
     await publisher?.close().catch(() => {});
     await stopAll();
+    await cluster?.stop(); // and the Redis it started
   });
 
   test("every worker replaced, the primary kept, no connection refused, all back, nothing lost", async (t) => {
