@@ -21,6 +21,19 @@ export function isReloadDrain(message: unknown): boolean {
   return (message as { type?: unknown } | null)?.type === RELOAD_DRAIN;
 }
 
+/** The primary asks a serving worker for its metrics (lib/primary/metrics.ts); it answers with the same id. */
+export const METRICS_REQUEST = "kit:metrics";
+
+export function isMetricsRequest(message: unknown): message is { type: typeof METRICS_REQUEST; id: number } {
+  const m = message as { type?: unknown; id?: unknown; metrics?: unknown } | null;
+  return m?.type === METRICS_REQUEST && typeof m.id === "number" && m.metrics === undefined;
+}
+
+export function isMetricsAnswer(message: unknown): message is { type: typeof METRICS_REQUEST; id: number; metrics: unknown[] } {
+  const m = message as { type?: unknown; id?: unknown; metrics?: unknown } | null;
+  return m?.type === METRICS_REQUEST && typeof m.id === "number" && Array.isArray(m.metrics);
+}
+
 /**
  * The handoff barrier (lib/primary/handoffs.ts): sent by the primary, echoed as it is by the
  * worker once it has read everything sent before it.

@@ -4,20 +4,22 @@
  *
  * The kit had no way to say how many are connected, on which worker, and whether Redis is
  * healthy; under a process manager even socket.io's admin UI shows one server
- * (socketio/socket.io-admin-ui#24). prom-client's AggregatorRegistry is made for node:cluster:
- * the primary asks every worker over IPC and sums what they answer, family by family. Every
+ * (socketio/socket.io-admin-ui#24). The primary asks every serving worker over IPC for this
+ * registry and sums the answers family by family with prom-client's AggregatorRegistry. Every
  * value here carries a `worker` label (the cluster's worker id), so that the sum keeps the
  * workers apart: `sum by (...)` in a query adds them up.
  *
  * The counting calls (count...) are one line at the place where each thing happens; they cost an
  * increment, also when METRICS_PORT is unset. What costs more (the default process metrics, the
- * event loop's histogram, the answers to the primary) starts only when metrics are on.
+ * event loop's histogram, the answers to the primary) starts only when metrics are on. Bun has no
+ * event loop delay histogram: nodejs_eventloop_lag_seconds reads 0 there.
  */
 import cluster from "node:cluster";
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, register } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, register } from "prom-client";
 import type { Server } from "socket.io";
 import { CHAT_NAMESPACES } from "../chat.ts";
 import type { AdapterName, ServerConfig } from "../config.ts";
+import { isMetricsRequest, METRICS_REQUEST } from "../ipc.ts";
 import type { RedisHealth } from "../redis/health.ts";
 
 if (cluster.isWorker) register.setDefaultLabels({ worker: String(cluster.worker!.id) });
@@ -115,5 +117,8 @@ export function watchWorkerMetrics(io: Server, health: RedisHealth, isDraining: 
   for (const reason of ["origin", "auth"]) handshakesRefused.inc({ reason }, 0); // a series from the start, for rate()
   if (!config.metrics) return;
   collectDefaultMetrics();
-  new AggregatorRegistry(); // its constructor makes this worker answer the primary's requests
+  process.on("message", (message: unknown) => {
+    if (!isMetricsRequest(message)) return;
+    void register.getMetricsAsJSON().then((metrics) => process.send!({ type: METRICS_REQUEST, id: message.id, metrics }));
+  });
 }
