@@ -12,7 +12,6 @@
  * and counted in kit_scrape_workers_missing, so that a sum is never silently short.
  */
 import cluster, { type Worker } from "node:cluster";
-import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AggregatorRegistry } from "prom-client";
@@ -62,11 +61,10 @@ export async function serveMetrics({ port, host }: NonNullable<ServerConfig["met
       (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`cannot gather the metrics: ${err.message}\n`),
     );
   });
-  server.listen(port, host);
-  const failed = once(server, "error").then(([err]) => {
-    throw new Failure(`cannot serve metrics on ${host}:${port}: ${(err as Error).message}`);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err) => reject(new Failure(`cannot serve metrics on ${host}:${port}: ${err.message}`)));
+    server.listen(port, host, resolve);
   });
-  await Promise.race([once(server, "listening"), failed]);
   const address = server.address() as AddressInfo;
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   console.log(`metrics on http://${shown}:${address.port}/metrics`);
