@@ -2,7 +2,7 @@
  * Operating the kit (docs/reference/operations.md): the Prometheus metrics the primary gathers
  * from its workers (METRICS_PORT), /healthz and /readyz, a real Prometheus scraping them, and the
  * rolling reload (SIGHUP) under traffic. Real Redis servers, the real cluster, real clients; Redis
- * frozen with SIGSTOP as in test/sick-redis.test.ts. How long things take is printed
+ * frozen with SIGSTOP as in test/sick-redis.test.ts; metrics and reload on Bun and Deno too. How long things take is printed
  * (t.diagnostic); the storm's figures come from bench/reload.ts.
  */
 import assert from "node:assert/strict";
@@ -292,3 +292,38 @@ describe("rolling reload (SIGHUP) under traffic, ADAPTER=streams", () => {
     for (const c of receivers) c.socket.disconnect();
   });
 });
+
+for (const runtime of ["bun", "deno"] as const) {
+  describe(`metrics and reload on ${runtime}`, () => {
+    let cluster: Cluster;
+    let metricsPort: number;
+    before(async () => {
+      metricsPort = await freePort();
+      cluster = await startCluster({ runtime, env: { METRICS_PORT: String(metricsPort), RELOAD_SPREAD_MS: "500" } });
+    });
+    after(async () => {
+      await stopAll();
+      await cluster?.stop();
+    });
+
+    test("both workers in /metrics; SIGHUP replaces them, the primary kept", async () => {
+      const c = record(cluster.url, { transports: ["websocket"] });
+      try {
+        await connected(c.socket, 20_000, { firstTry: true });
+        let text = await untilScraped(metricsPort, (m) => samples(m, "kit_redis_up").length === 2 && sum(samples(m, "kit_connected_clients")) === 1, 20_000, "two workers, one client");
+        assert.equal(sum(samples(text, "kit_redis_up")), 2);
+        const before = cluster.workerPids();
+        assert.equal(before.length, 2, "two worker pids found");
+        process.kill(cluster.server.child.pid!, "SIGHUP");
+        await cluster.server.waitFor(/^reload done: 2 of 2 workers replaced/, 60_000);
+        await until(() => c.socket.connected, 20_000, "the client back");
+        text = await untilScraped(metricsPort, (m) => sum(samples(m, "kit_connected_clients")) === 1, 20_000, "the client counted again");
+        assert.ok(samples(text, "kit_redis_up").every((s) => !["1", "2"].includes(s.labels.worker!)), "the old workers' series are gone");
+        assert.deepEqual(cluster.workerPids().filter((pid) => before.includes(pid)), [], "every worker pid replaced");
+        assert.equal(cluster.server.child.exitCode, null);
+      } finally {
+        c.socket.disconnect();
+      }
+    });
+  });
+}
