@@ -106,6 +106,13 @@ describe("metrics and health, auth mode, ADAPTER=classic", () => {
     assert.ok(sum(samples(text, "kit_redis_messages_total").filter((s) => s.labels.adapter === "classic")) >= 1, "the broadcast crossed Redis");
     assert.ok(samples(text, "nodejs_eventloop_lag_seconds").length >= 2, "event loop lag per worker");
     assert.ok(samples(text, "process_cpu_seconds_total").length >= 2, "default process metrics per worker");
+    // A payload the classic adapter cannot decode, published by hand: dropped and counted by both workers.
+    const hand = createClient({ url: redis.url });
+    await hand.connect();
+    await hand.sendCommand(["PUBLISH", "socket.io#/#", Buffer.from([0xc1, 0xc1, 0xc1])]);
+    await hand.close();
+    text = await untilScraped(metricsPort, (m) => sum(samples(m, "kit_redis_malformed_messages_total")) === 2, 20_000, "the malformed message counted");
+    assert.equal(samples(text, "kit_redis_malformed_messages_total").filter((s) => s.value === 1).length, 2, "once on each worker");
     t.diagnostic(`families: ${new Set(text.split("\n").filter((l) => l.startsWith("# TYPE")).map((l) => l.split(" ")[2])).size}`);
   });
 
