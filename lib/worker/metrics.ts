@@ -40,7 +40,7 @@ const DISCONNECT_REASONS = new Set([
 /** What the gauges read at each scrape, once the worker serves. */
 let watched: { io: Server; health: RedisHealth; isDraining: () => boolean } | undefined;
 
-const connectedClients = new Gauge({
+new Gauge({
   name: "kit_connected_clients",
   help: "Sockets connected to this worker, by namespace",
   labelNames: ["namespace"],
