@@ -53,6 +53,10 @@ export interface ServerConfig extends RedisConfig {
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
   auth: AuthConfig;
+  /** Where the primary serves Prometheus metrics, or undefined: off (lib/primary/metrics.ts). */
+  metrics?: { port: number; host: string };
+  /** Milliseconds over which a worker replaced by a reload lets its clients go (lib/primary/reload.ts). */
+  reloadSpread: number;
 }
 
 /**
@@ -170,7 +174,24 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
   const allowedOrigins = parseOrigins(env.ALLOWED_ORIGINS ?? "");
   const auth = readAuthConfig(env);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, slowReaderGrace, requestTimeout, allowedOrigins, auth };
+  const reloadSpread = Number(env.RELOAD_SPREAD_MS ?? 5000);
+  if (!Number.isInteger(reloadSpread) || reloadSpread < 0 || reloadSpread > 600_000) {
+    configError(`RELOAD_SPREAD_MS must be a whole number of milliseconds from 0 to 600000, got "${env.RELOAD_SPREAD_MS}"`);
+  }
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, slowReaderGrace, requestTimeout, allowedOrigins, auth, metrics: readMetricsConfig(env), reloadSpread };
+}
+
+/** METRICS_PORT (unset: no metrics; 0 picks a free port) and METRICS_HOST (loopback unless told). */
+function readMetricsConfig(env: NodeJS.ProcessEnv): ServerConfig["metrics"] {
+  const host = env.METRICS_HOST || "127.0.0.1";
+  if (env.METRICS_PORT === undefined || env.METRICS_PORT === "") {
+    if (env.METRICS_HOST) configError("METRICS_HOST goes with METRICS_PORT, which is not set");
+    return undefined;
+  }
+  const port = Number(env.METRICS_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) configError(`METRICS_PORT must be a port number, got "${env.METRICS_PORT}"`);
+  if (!/^[\w.:-]{1,253}$/.test(host)) configError(`METRICS_HOST must be an address or a host name, got "${env.METRICS_HOST}"`);
+  return { port, host };
 }
 
 /**

@@ -23,6 +23,7 @@
  * messages, which it decodes in a closure of its own.
  */
 import { countedLog } from "../log.ts";
+import { countMalformedRedisMessage } from "./metrics.ts";
 
 /** Classic: onmessage (broadcasts), onrequest (requests, responses); sharded and streams: onRawMessage. */
 const ENTRY_POINTS = ["onmessage", "onrequest", "onRawMessage"] as const;
@@ -35,6 +36,7 @@ const dropped = countedLog("ignored a message from Redis that the adapter could 
 
 /** The one place a message from Redis is dropped (and counted, where a metric is wanted). */
 function drop(reason: unknown): void {
+  countMalformedRedisMessage();
   dropped(reason instanceof Error ? reason.message || reason.name : String(reason));
 }
 

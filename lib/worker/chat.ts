@@ -10,6 +10,7 @@ import { isChatText, type SocketData } from "../chat.ts";
 import type { ServerConfig } from "../config.ts";
 import { countedLog, log } from "../log.ts";
 import { identifyUsers } from "./identity.ts";
+import { countChatMessage } from "./metrics.ts";
 import { answerWorkerQuestion } from "./page.ts";
 import { rateLimiter } from "./rate-limit.ts";
 import { relayServerSideChat } from "./relay.ts";
@@ -61,6 +62,7 @@ export function guardChatMessage(
       return;
     }
     const { user: proven, verified } = socket.data as SocketData;
+    countChatMessage();
     deliver(verified ? proven! : user, message);
   };
 }

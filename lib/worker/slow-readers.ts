@@ -36,6 +36,7 @@
 import { setImmediate } from "node:timers";
 import type { Server } from "socket.io";
 import { log } from "../log.ts";
+import { countSlowReaderCut } from "./metrics.ts";
 
 const TICK_MS = 100;
 /** Long-polling shows progress once per poll, and a poll can carry MiBs: never less than this. */
@@ -182,6 +183,7 @@ export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog,
     const { conn } = reader;
     const idle = ((now - reader.progressAt) / 1000).toFixed(1);
     log(`closed the connection of a slow reader (${conn.id}, ${conn.transport.name}), rule "${rule}": ${mib(reader.backlog)} MiB waiting, ${why}; it took nothing for ${idle} s`);
+    countSlowReaderCut();
     unwatch(reader);
     const transport = conn.transport;
     conn.close(true);
