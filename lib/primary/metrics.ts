@@ -65,6 +65,9 @@ export async function serveMetrics({ port, host }: NonNullable<ServerConfig["met
     server.once("error", (err) => reject(new Failure(`cannot serve metrics on ${host}:${port}: ${err.message}`)));
     server.listen(port, host, resolve);
   });
+  // Once it listens, an error (an accept that fails for want of file descriptors) is a line, not the primary's end.
+  server.removeAllListeners("error");
+  server.on("error", (err) => console.error(`metrics: ${err.message}`));
   const address = server.address() as AddressInfo;
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   console.log(`metrics on http://${shown}:${address.port}/metrics`);

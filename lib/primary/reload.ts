@@ -13,47 +13,75 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import type { ServerConfig } from "../config.ts";
-import { isWorkerReport, RELOAD_DRAIN } from "../ipc.ts";
+import { isWorkerReport, RELOAD_DRAIN, WORKER_STOP_LIMIT_MS } from "../ipc.ts";
 
 /** @socket.io/sticky's least-connection count on the Worker object (lib/primary/sticky.ts). */
 type StickyWorker = Worker & { clientsCount?: number };
+
+/** Beyond REDIS_TIMEOUT, how long a fresh worker may take to load the code and say it serves. */
+const START_MARGIN_MS = 30_000;
 
 export interface Reloads {
   /** Whether this worker's exit is the reload's business (a replaced one, or a fresh one that failed). */
   owns(worker: Worker): boolean;
 }
 
-export function reloadOnHangup(fork: () => Worker, stopping: () => boolean, config: Pick<ServerConfig, "reloadSpread">): Reloads {
+/**
+ * `fork(replacement)` forks as the cluster does: a replacement waits for Redis, a fresh reload
+ * worker gives up after REDIS_TIMEOUT like a first one (a Redis out of reach stops the reload).
+ */
+export function reloadOnHangup(fork: (replacement: boolean) => Worker, stopping: () => boolean, config: Pick<ServerConfig, "reloadSpread" | "redisTimeout">): Reloads {
   const owned = new WeakSet<Worker>();
+  // Only workers that serve are replaced: one still starting (a replacement waiting for Redis)
+  // loads the code on disk already, and would not hear the drain before it serves.
+  const serving = new WeakSet<Worker>();
+  cluster.on("message", (worker: Worker, message: unknown) => {
+    if (isWorkerReport(message) && message.type === "kit:ready") serving.add(worker);
+  });
   let running = false;
 
   async function reload() {
-    if (stopping()) return;
+    if (stopping()) return console.log("SIGHUP ignored: the cluster is starting or stopping");
     if (running) return console.log("a reload is under way: SIGHUP ignored");
     running = true;
     const started = performance.now();
-    const previous = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    const previous = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && serving.has(w));
     console.log(`reload: replacing ${previous.length} workers one at a time, each letting its clients go over ${config.reloadSpread} ms`);
     let replaced = 0;
     for (const old of previous) {
       if (stopping()) break;
       if (old.isDead()) continue;
-      const fresh = fork();
+      // From here the old worker's exit is the reload's: the fresh one takes its place.
+      owned.add(old);
+      const fresh = fork(false);
       owned.add(fresh);
-      const outcome = await readyOrExit(fresh);
+      const outcome = await readyOrExit(fresh, config.redisTimeout + START_MARGIN_MS);
+      if (stopping()) break;
       if (outcome !== "ready") {
+        if (!fresh.isDead()) fresh.process.kill("SIGKILL");
         console.error(`reload stopped: the new worker ${fresh.id} ${outcome} before it served; the workers not yet replaced keep serving`);
+        owned.delete(old);
+        if (old.isDead()) fork(true); // it died meanwhile, and no one took its place
         break;
       }
       owned.delete(fresh); // from now on it is a worker like the others: replaced if it dies
-      owned.add(old);
-      (old as StickyWorker).clientsCount = Infinity; // no new sessions for it
-      old.send({ type: RELOAD_DRAIN });
-      await new Promise((resolve) => (old.isDead() ? resolve(undefined) : old.once("exit", resolve)));
       replaced++;
+      if (old.isDead()) {
+        console.log(`reload: worker ${old.id} died during the reload; worker ${fresh.id} (pid ${fresh.process.pid}) took its place`);
+        continue;
+      }
+      (old as StickyWorker).clientsCount = Infinity; // no new sessions for it
+      old.send({ type: RELOAD_DRAIN }, (err: Error | null) => err && old.process.kill("SIGTERM"));
+      // A worker frozen in its drain (SIGSTOP, a Redis that does not answer its last commands) must
+      // not hold the reload: it gets its spread and the stop limit, then SIGKILL.
+      if (!(await exited(old, config.reloadSpread + WORKER_STOP_LIMIT_MS))) {
+        console.error(`reload: worker ${old.id} (pid ${old.process.pid}) did not stop within ${(config.reloadSpread + WORKER_STOP_LIMIT_MS) / 1000} s: killed`);
+        old.process.kill("SIGKILL");
+        await exited(old, WORKER_STOP_LIMIT_MS);
+      }
       console.log(`reload: worker ${old.id} (pid ${old.process.pid}) replaced by worker ${fresh.id} (pid ${fresh.process.pid})`);
     }
-    console.log(`reload done: ${replaced} of ${previous.length} workers replaced in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    if (!stopping()) console.log(`reload done: ${replaced} of ${previous.length} workers replaced in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     running = false;
   }
 
@@ -61,18 +89,37 @@ export function reloadOnHangup(fork: () => Worker, stopping: () => boolean, conf
   return { owns: (worker) => owned.has(worker) };
 }
 
-function readyOrExit(worker: Worker): Promise<string> {
+/** "ready" once the worker says it serves, else why not: it exited, or said nothing within `limitMs`. */
+function readyOrExit(worker: Worker, limitMs: number): Promise<string> {
   return new Promise((resolve) => {
-    const onMessage = (message: unknown) => {
-      if (!isWorkerReport(message) || message.type !== "kit:ready") return;
-      worker.off("exit", onExit);
-      resolve("ready");
-    };
-    const onExit = (code: number, signal: string | null) => {
+    const done = (outcome: string) => {
+      clearTimeout(timer);
       worker.off("message", onMessage);
-      resolve(`exited (${signal ?? `exit code ${code}`})`);
+      worker.off("exit", onExit);
+      resolve(outcome);
     };
+    const onMessage = (message: unknown) => {
+      if (isWorkerReport(message) && message.type === "kit:ready") done("ready");
+    };
+    const onExit = (code: number, signal: string | null) => done(`exited (${signal ?? `exit code ${code}`})`);
+    const timer = setTimeout(() => done(`did not say it serves within ${limitMs / 1000} s`), limitMs);
     worker.on("message", onMessage);
+    worker.once("exit", onExit);
+  });
+}
+
+/** Whether the worker exits within `limitMs`. */
+function exited(worker: Worker, limitMs: number): Promise<boolean> {
+  if (worker.isDead()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      worker.off("exit", onExit);
+      resolve(false);
+    }, limitMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
     worker.once("exit", onExit);
   });
 }

@@ -36,13 +36,19 @@ const LISTEN_BACKLOG = 65_535;
  * signal has stopped every worker; rejects (after stopping them) when the cluster cannot start:
  * a port it cannot listen on, a worker that failed or exited during start-up.
  */
-export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "workers" | "redisName" | "metrics" | "reloadSpread">): Promise<void> {
+export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "workers" | "redisName" | "redisTimeout" | "metrics" | "reloadSpread">): Promise<void> {
   return new Promise((resolve, reject) => {
     let listening = false;
     let stopping = false;
     let readyWorkers = 0; // until the cluster listens: a worker that exits before then stops it
-    const fork = (replacement: boolean) => cluster.fork(forkEnvironment(replacement));
-    const reloads = reloadOnHangup(() => fork(false), () => stopping || !listening, config);
+    const fork = (replacement: boolean) => {
+      const worker = cluster.fork(forkEnvironment(replacement));
+      // A message sent to a worker that has just died (a reload's drain, a metrics question) is
+      // an 'error' on its Worker object: unheard, it would end the primary and every worker.
+      worker.on("error", (err) => console.error(`worker: ${worker.id}, cannot be told: ${err.message}`));
+      return worker;
+    };
+    const reloads = reloadOnHangup(fork, () => stopping || !listening, config);
 
     server.on("error", (err) => stop(new Failure(`cannot listen on port ${config.port}: ${err.message}`)));
 

@@ -23,7 +23,8 @@
  * messages, which it decodes in a closure of its own.
  */
 import { countedLog } from "../log.ts";
-import { countMalformedRedisMessage } from "./metrics.ts";
+import type { AdapterName } from "../config.ts";
+import { countMalformedRedisMessage, redisMessageCounter } from "./metrics.ts";
 
 /** Classic: onmessage (broadcasts), onrequest (requests, responses); sharded and streams: onRawMessage. */
 const ENTRY_POINTS = ["onmessage", "onrequest", "onRawMessage"] as const;
@@ -40,26 +41,29 @@ function drop(reason: unknown): void {
   dropped(reason instanceof Error ? reason.message || reason.name : String(reason));
 }
 
-export function guardAdapterMessages<T extends object>(adapter: T): T {
+/** Guards the adapter's entry points, and counts each message Redis hands it (METRICS_PORT). */
+export function guardAdapterMessages<T extends object>(adapter: T, name: AdapterName): T {
+  const counted = redisMessageCounter(name);
   const entries = adapter as unknown as Record<string, unknown>;
   // The adapters look these up on `this` at each message, so an own property takes over.
   let decoded = false;
-  for (const name of DECODED) {
-    const original = entries[name];
+  for (const entry of DECODED) {
+    const original = entries[entry];
     if (typeof original !== "function") continue;
-    entries[name] = function (this: unknown, ...args: unknown[]) {
+    entries[entry] = function (this: unknown, ...args: unknown[]) {
       decoded = true;
       return original.apply(this, args);
     };
   }
-  for (const name of ENTRY_POINTS) {
-    const original = entries[name];
+  for (const entry of ENTRY_POINTS) {
+    const original = entries[entry];
     if (typeof original !== "function") continue;
-    entries[name] = function (this: unknown, ...args: unknown[]) {
+    entries[entry] = function (this: unknown, ...args: unknown[]) {
+      counted();
       decoded = false;
       try {
         const result = original.apply(this, args);
-        if (name === "onRawMessage" && !decoded) drop("the adapter could not decode it");
+        if (entry === "onRawMessage" && !decoded) drop("the adapter could not decode it");
         // onrequest is async: its failures are rejections, which would otherwise go unhandled.
         if (result instanceof Promise) return result.catch(drop);
         return result;

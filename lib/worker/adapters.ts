@@ -11,7 +11,6 @@ import type { Namespace, ServerOptions } from "socket.io";
 import type { AdapterName } from "../config.ts";
 import type { WorkerRedis } from "../redis/connections.ts";
 import { guardAdapterMessages } from "./adapter-messages.ts";
-import { countRedisMessages } from "./metrics.ts";
 import { holdMissedPackets } from "./recovery.ts";
 
 export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: WorkerRedis): ServerOptions["adapter"] {
@@ -29,7 +28,7 @@ export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: Wor
   })();
   // socket.io calls it with `new`: a function, not an arrow, so that the adapter it returns is the result.
   return function (nsp: Namespace) {
-    return guardAdapterMessages(countRedisMessages(holdMissedPackets(create(nsp)), adapter));
+    return guardAdapterMessages(holdMissedPackets(create(nsp)), adapter);
   } as unknown as ServerOptions["adapter"];
 }
 

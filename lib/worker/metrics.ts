@@ -54,7 +54,7 @@ const disconnects = new Counter({ name: "kit_disconnects_total", help: "Sockets 
 const chatMessages = new Counter({ name: "kit_chat_messages_total", help: "Chat messages received from this worker's clients and broadcast" });
 const redisMessages = new Counter({ name: "kit_redis_messages_total", help: "Messages the adapter read from Redis (its own included), by adapter", labelNames: ["adapter"] });
 const malformedMessages = new Counter({ name: "kit_redis_malformed_messages_total", help: "Messages from Redis the adapter could not handle, dropped (lib/worker/adapter-messages.ts)" });
-const slowReadersCut = new Counter({ name: "kit_slow_readers_cut_total", help: "Connections closed because their client stopped reading (MAX_CLIENT_BACKLOG)" });
+const slowReadersCut = new Counter({ name: "kit_slow_readers_cut_total", help: "Connections of slow readers closed, by rule: took nothing (SLOW_READER_GRACE), client ceiling (MAX_CLIENT_BACKLOG), worker ceiling (MAX_WORKER_BACKLOG)", labelNames: ["rule"] });
 new Gauge({
   name: "kit_redis_up",
   help: "1 while this worker's path to Redis serves, 0 during an outage (lib/redis/health.ts)",
@@ -81,24 +81,12 @@ new Gauge({
 export const countHandshakeRefused = (reason: "origin" | "auth") => handshakesRefused.inc({ reason });
 export const countChatMessage = () => chatMessages.inc();
 export const countMalformedRedisMessage = () => malformedMessages.inc();
-export const countSlowReaderCut = () => slowReadersCut.inc();
+export const countSlowReaderCut = (rule: "took nothing" | "client ceiling" | "worker ceiling") => slowReadersCut.inc({ rule });
 
-/** Classic: onmessage (broadcasts), onrequest (requests, responses); sharded and streams: onRawMessage. */
-const ENTRY_POINTS = ["onmessage", "onrequest", "onRawMessage"] as const;
-
-/** Counts each message an adapter is handed by Redis (wraps its entry points, as lib/worker/adapter-messages.ts does). */
-export function countRedisMessages<T extends object>(adapter: T, name: AdapterName): T {
-  const counter = redisMessages.labels({ adapter: name });
-  const entries = adapter as unknown as Record<string, unknown>;
-  for (const entry of ENTRY_POINTS) {
-    const original = entries[entry];
-    if (typeof original !== "function") continue;
-    entries[entry] = function (this: unknown, ...args: unknown[]) {
-      counter.inc();
-      return original.apply(this, args);
-    };
-  }
-  return adapter;
+/** What lib/worker/adapter-messages.ts calls for each message an adapter is handed by Redis. */
+export function redisMessageCounter(adapter: AdapterName): () => void {
+  const counter = redisMessages.labels({ adapter });
+  return () => counter.inc();
 }
 
 /**

@@ -68,6 +68,7 @@ interface EngineConnection {
   close(discard?: boolean): void;
   on(event: "packetCreate", listener: (packet: Packet) => void): void;
   on(event: "flush", listener: (packets: Packet[]) => void): void;
+  on(event: "upgrade", listener: () => void): void;
   once(event: "close", listener: () => void): void;
 }
 interface Packet {
@@ -125,6 +126,14 @@ export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog,
       reader.queued = Math.max(0, reader.queued - bytes);
       reader.flushed += bytes;
     });
+    // After an upgrade from long-polling, "taken" is counted on the new TCP socket, from 0: the
+    // polling total it replaces must not read as bytes still to take.
+    conn.on("upgrade", () => {
+      reader.completed = 0;
+      reader.queueSeen = 0;
+      reader.takenAtProgress = takenBy(reader);
+      reader.progressAt = performance.now();
+    });
     conn.once("close", () => unwatch(reader));
   });
 
@@ -179,11 +188,11 @@ export function cutSlowReaders(io: Server, { maxClientBacklog, maxWorkerBacklog,
   }
 
   /** The one place a slow reader is let go (and counted, where a metric is wanted). */
-  function cut(reader: Reader, rule: string, why: string, now: number) {
+  function cut(reader: Reader, rule: "took nothing" | "client ceiling" | "worker ceiling", why: string, now: number) {
     const { conn } = reader;
     const idle = ((now - reader.progressAt) / 1000).toFixed(1);
     log(`closed the connection of a slow reader (${conn.id}, ${conn.transport.name}), rule "${rule}": ${mib(reader.backlog)} MiB waiting, ${why}; it took nothing for ${idle} s`);
-    countSlowReaderCut();
+    countSlowReaderCut(rule);
     unwatch(reader);
     const transport = conn.transport;
     conn.close(true);
