@@ -43,12 +43,20 @@ export interface ServerConfig extends RedisConfig {
   chatRateLimit: number;
   /** Origins besides the server's own whose pages may connect (lib/worker/origins.ts). */
   allowedOrigins: string[];
-  /** Bytes that may wait for one client before it is let go, 0 for no limit (lib/worker/slow-readers.ts). */
+  /** Bytes that may wait for one client, reading or not, before it is let go; 0 turns the slow-reader check off (lib/worker/slow-readers.ts). */
   maxClientBacklog: number;
+  /** Bytes that may wait for all of a worker's clients together before the slowest are let go (lib/worker/slow-readers.ts). */
+  maxWorkerBacklog: number;
+  /** Milliseconds a client with bytes waiting may take none of them before it is let go (lib/worker/slow-readers.ts). */
+  slowReaderGrace: number;
   /** Milliseconds a peer has for its first bytes and for a whole request (lib/primary/sockets.ts). */
   requestTimeout: number;
   /** How a socket says who it is (lib/worker/identity.ts). */
   auth: AuthConfig;
+  /** Where the primary serves Prometheus metrics, or undefined: off (lib/primary/metrics.ts). */
+  metrics?: { port: number; host: string };
+  /** Milliseconds over which a worker replaced by a reload lets its clients go (lib/primary/reload.ts). */
+  reloadSpread: number;
   /** CORK_FRAMES: a client's frames flushed together go out in one write (lib/worker/corked-frames.ts). */
   corkFrames: boolean;
   /** TRANSPORTS: the Engine.IO transports the server accepts; websocket alone refuses long-polling, and the page follows. */
@@ -165,9 +173,17 @@ export function readServerConfig(env = process.env): ServerConfig {
   if (!Number.isInteger(workers) || workers < 1) configError(`WORKERS must be a whole number >= 1, got "${env.WORKERS}"`);
   const chatRateLimit = Number(env.CHAT_RATE_LIMIT ?? 5);
   if (!(chatRateLimit > 0)) configError(`CHAT_RATE_LIMIT must be a number of messages per second > 0, got "${env.CHAT_RATE_LIMIT}"`);
-  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 10 * 2 ** 20);
+  const maxClientBacklog = Number(env.MAX_CLIENT_BACKLOG ?? 64 * 2 ** 20);
   if (!Number.isInteger(maxClientBacklog) || maxClientBacklog < 0) {
     configError(`MAX_CLIENT_BACKLOG must be a whole number of bytes (0: no limit), got "${env.MAX_CLIENT_BACKLOG}"`);
+  }
+  const maxWorkerBacklog = Number(env.MAX_WORKER_BACKLOG ?? 256 * 2 ** 20);
+  if (!Number.isInteger(maxWorkerBacklog) || maxWorkerBacklog < 1) {
+    configError(`MAX_WORKER_BACKLOG must be a whole number of bytes > 0, got "${env.MAX_WORKER_BACKLOG}"`);
+  }
+  const slowReaderGrace = Number(env.SLOW_READER_GRACE ?? 500);
+  if (!Number.isInteger(slowReaderGrace) || slowReaderGrace < 100) {
+    configError(`SLOW_READER_GRACE must be a whole number of milliseconds >= 100, got "${env.SLOW_READER_GRACE}"`);
   }
   const requestTimeout = Number(env.REQUEST_TIMEOUT ?? 30_000);
   if (!Number.isInteger(requestTimeout) || requestTimeout < 100) configError(`REQUEST_TIMEOUT must be a whole number of milliseconds >= 100, got "${env.REQUEST_TIMEOUT}"`);
@@ -176,7 +192,24 @@ export function readServerConfig(env = process.env): ServerConfig {
   const transports = readTransports(env);
   const corkFrames = env.CORK_FRAMES ?? "1";
   if (corkFrames !== "0" && corkFrames !== "1") configError(`CORK_FRAMES must be 0 or 1, got "${corkFrames}"`);
-  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, requestTimeout, allowedOrigins, auth, transports, corkFrames: corkFrames === "1" };
+  const reloadSpread = Number(env.RELOAD_SPREAD_MS ?? 5000);
+  if (!Number.isInteger(reloadSpread) || reloadSpread < 0 || reloadSpread > 600_000) {
+    configError(`RELOAD_SPREAD_MS must be a whole number of milliseconds from 0 to 600000, got "${env.RELOAD_SPREAD_MS}"`);
+  }
+  return { ...readRedisConfig(env), port, workers, chatRateLimit, maxClientBacklog, maxWorkerBacklog, slowReaderGrace, requestTimeout, allowedOrigins, auth, metrics: readMetricsConfig(env), reloadSpread, transports, corkFrames: corkFrames === "1" };
+}
+
+/** METRICS_PORT (unset: no metrics; 0 picks a free port) and METRICS_HOST (loopback unless told). */
+function readMetricsConfig(env: NodeJS.ProcessEnv): ServerConfig["metrics"] {
+  const host = env.METRICS_HOST || "127.0.0.1";
+  if (env.METRICS_PORT === undefined || env.METRICS_PORT === "") {
+    if (env.METRICS_HOST) configError("METRICS_HOST goes with METRICS_PORT, which is not set");
+    return undefined;
+  }
+  const port = Number(env.METRICS_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) configError(`METRICS_PORT must be a port number, got "${env.METRICS_PORT}"`);
+  if (!/^[\w.:-]{1,253}$/.test(host)) configError(`METRICS_HOST must be an address or a host name, got "${env.METRICS_HOST}"`);
+  return { port, host };
 }
 
 /**

@@ -12,6 +12,29 @@ export type WorkerReport =
   | ({ type: "kit:failed" } & ExitReport);
 
 /**
+ * What the primary tells a worker: a reload has a fresh worker ready in its place, so it stops
+ * taking new sessions (readiness 503), lets its clients go over RELOAD_SPREAD_MS and exits.
+ */
+export const RELOAD_DRAIN = "kit:reload-drain";
+
+export function isReloadDrain(message: unknown): boolean {
+  return (message as { type?: unknown } | null)?.type === RELOAD_DRAIN;
+}
+
+/** The primary asks a serving worker for its metrics (lib/primary/metrics.ts); it answers with the same id. */
+export const METRICS_REQUEST = "kit:metrics";
+
+export function isMetricsRequest(message: unknown): message is { type: typeof METRICS_REQUEST; id: number } {
+  const m = message as { type?: unknown; id?: unknown; metrics?: unknown } | null;
+  return m?.type === METRICS_REQUEST && typeof m.id === "number" && m.metrics === undefined;
+}
+
+export function isMetricsAnswer(message: unknown): message is { type: typeof METRICS_REQUEST; id: number; metrics: unknown[] } {
+  const m = message as { type?: unknown; id?: unknown; metrics?: unknown } | null;
+  return m?.type === METRICS_REQUEST && typeof m.id === "number" && Array.isArray(m.metrics);
+}
+
+/**
  * The handoff barrier (lib/primary/handoffs.ts): sent by the primary, echoed as it is by the
  * worker once it has read everything sent before it.
  */

@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
+import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
 
 export interface RunningRedis {
@@ -124,4 +125,16 @@ export async function freePort(): Promise<number> {
   server.close();
   await once(server, "close");
   return port;
+}
+
+/**
+ * The Redis command that broadcasts the chat line `text` on "/" in each adapter's own format, as
+ * an emitter would send it: the valid neighbour of the malformed messages the tests publish.
+ */
+export function rawBroadcast(adapter: "classic" | "sharded" | "streams", text: string): (string | Buffer)[] {
+  const packet = { type: 2, data: ["chat message", text], nsp: "/" };
+  const opts = { rooms: [], except: [], flags: {} };
+  if (adapter === "classic") return ["PUBLISH", "socket.io#/#", msgpack(["emitter", packet, opts])];
+  if (adapter === "sharded") return ["SPUBLISH", "socket.io#/#", JSON.stringify({ uid: "emitter", nsp: "/", type: 3, data: { packet, opts } })];
+  return ["XADD", "socket.io", "*", "uid", "emitter", "nsp", "/", "type", "3", "data", JSON.stringify({ packet, opts })];
 }

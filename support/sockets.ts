@@ -62,6 +62,8 @@ export interface Readers {
   script: Script;
   /** The socket ids each connection printed, reconnections included. */
   ids(): string[];
+  /** The messages they received together, as last printed (five times a second). */
+  received(): number;
   /** SIGSTOP: nothing is read any more, the connections stay open. */
   freeze(): void;
   /** SIGCONT; nothing happens when they run or have gone. */
@@ -70,9 +72,9 @@ export interface Readers {
   stop(): Promise<void>;
 }
 
-/** `count` socket.io clients of support/readers.ts connected to `url`. */
-export function startReaders(url: string, count: number, transport: "websocket" | "polling" = "websocket"): Readers {
-  const script = run("support/readers.ts", [url, String(count), transport], {});
+/** `count` socket.io clients of support/readers.ts connected to `url`; `pace` > 0: messages per second they read. */
+export function startReaders(url: string, count: number, transport: "websocket" | "polling" = "websocket", pace = 0): Readers {
+  const script = run("support/readers.ts", [url, String(count), transport, String(pace)], {});
   const signal = (name: NodeJS.Signals) => {
     try {
       process.kill(script.child.pid!, name);
@@ -83,6 +85,7 @@ export function startReaders(url: string, count: number, transport: "websocket" 
   return {
     script,
     ids: () => script.stdout.filter((line) => line.startsWith("connected ")).map((line) => line.slice("connected ".length)),
+    received: () => Number(script.stdout.findLast((line) => line.startsWith("received "))?.slice("received ".length) ?? 0),
     freeze: () => signal("SIGSTOP"),
     thaw: () => signal("SIGCONT"),
     async stop() {

@@ -6,13 +6,15 @@
  * front of a long-polling client fails the way docs/reference/production.md says (HTTP 400
  * "Session ID unknown"), and so does HAProxy for a client that keeps no cookie; websocket-only
  * clients need no stickiness. Each client runs in its own namespace: its own source address;
- * clients that share one (as behind a NAT) all land on one host under address hashing.
+ * clients that share one (as behind a NAT) all land on one host under address hashing. HAProxy
+ * health-checks /readyz: a host whose path to Redis is down gets no new session until it is back.
  *
  * Needs root for `ip netns`; skipped with the reason when that fails, except under CI=true.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { run, runToEnd, type Script, stopAll } from "../support/scripts.ts";
+import { run, runToEnd, type Script, sleep, stopAll } from "../support/scripts.ts";
 import type { BalancerName } from "../support/topology/balancers.ts";
 import { type Topology, up } from "../support/topology/hosts.ts";
 import { cannotCreateNamespaces } from "../support/topology/namespaces.ts";
@@ -134,5 +136,52 @@ describe("two hosts behind nginx, HAProxy and round robin", { skip }, () => {
     }
     assert.ok(results.some((result) => result.startsWith("failed")), results.join("; "));
     matrix.push(`  ${"HAProxy cookie, default transports, no WITH_CREDENTIALS".padEnd(58)} fails: ${results.join("; ")}`);
+  });
+
+  test("HAProxy checks /readyz: a host whose path to Redis is down gets no new session, then gets them again", async (t) => {
+    const [h1] = topology.hosts;
+    const redisAddress = new URL(env.REDIS_URL!).hostname;
+    /** Which hosts HAProxy picks for new sessions: the cookie of each of 8 requests without one. */
+    const picked = async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 8; i++) {
+        const answer = await fetch(`${balancers.haproxy}/`).catch(() => undefined);
+        await answer?.text();
+        const cookie = answer?.headers.get("set-cookie")?.match(/SERVERID=(h\d)/)?.[1];
+        if (cookie) seen.add(cookie);
+      }
+      return [...seen].sort().join(",");
+    };
+    const route = (action: "add" | "del") => {
+      const result = spawnSync("ip", ["-n", h1!.netns, "route", action, "blackhole", `${redisAddress}/32`], { encoding: "utf8" });
+      assert.equal(result.status, 0, result.stderr);
+    };
+    const waitPicked = async (expected: string, ms: number) => {
+      const started = Date.now();
+      let last = "";
+      while ((last = await picked()) !== expected) {
+        if (Date.now() - started > ms) assert.fail(`HAProxy picks ${last}, not ${expected}, after ${ms} ms`);
+        await sleep(500);
+      }
+      return Date.now() - started;
+    };
+    assert.equal(await picked(), "h1,h2");
+    route("add"); // host 1's packets to Redis go nowhere: a path that died without a word
+    try {
+      const after = await waitPicked("h2", 60_000);
+      t.diagnostic(`HAProxy stopped picking host 1 ${after} ms after its path to Redis died (REDIS_TIMEOUT 5 s, checks 2 s apart, fall 2)`);
+      assert.match(hosts[0]!.stderr.join("\n"), /has not answered the/);
+      for (const ns of topology.clients.slice(0, 3)) {
+        const client = run("client.ts", [`R${ns.name}`], { SERVER_URL: balancers.haproxy, WITH_CREDENTIALS: "1" }, "node", { netns: ns.netns });
+        const id = (await client.waitFor(/^connected, id: (\S+)$/, 15_000))[1]!;
+        assert.equal(await topology.hostOf(hosts, id), 1, "a new session lands on host 2");
+        await client.stop();
+      }
+    } finally {
+      route("del");
+    }
+    const back = await waitPicked("h1,h2", 90_000);
+    t.diagnostic(`host 1 picked again ${back} ms after its path was repaired`);
+    matrix.push(`  ${"HAProxy httpchk /readyz, host 1's Redis path down".padEnd(58)} new sessions all on host 2; host 1 back ${back} ms after the repair`);
   });
 });

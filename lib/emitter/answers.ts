@@ -56,7 +56,7 @@ function whole(census: Census): boolean {
 /** One line per socket, then "N sockets, A of S servers answered". */
 export function listReport(list: SocketList, nsp: string): Report {
   const sorted = [...list.sockets].sort((a, b) => (a.user ?? "").localeCompare(b.user ?? "") || a.id.localeCompare(b.id));
-  const lines = sorted.map((socket) => `${socket.id}  user=${socket.user === undefined ? "-" : printable(socket.user)}  rooms=${socket.rooms.map(printable).join(",") || "-"}`);
+  const lines = sorted.map((socket) => `${printable(socket.id)}  user=${socket.user === undefined ? "-" : printable(socket.user)}  rooms=${socket.rooms.map(printable).join(",") || "-"}`);
   const count = `${list.sockets.length} socket${list.sockets.length === 1 ? "" : "s"}`;
   lines.push(`${count}, ${serversLine(list, nsp)}`);
   return { lines, code: whole(list) ? 0 : EXIT_FAILURE };

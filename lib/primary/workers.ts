@@ -8,13 +8,17 @@
  * - a worker that dies later is replaced, and the replacement is told so at fork: it waits for
  *   Redis rather than giving up;
  * - SIGTERM or Ctrl-C stops every worker, with the port kept open until they are gone (a
- *   long-polling client needs one more request to fetch what its worker still holds for it).
+ *   long-polling client needs one more request to fetch what its worker still holds for it);
+ * - SIGHUP replaces the workers one at a time (lib/primary/reload.ts), and the metrics of every
+ *   worker are served on METRICS_PORT once the cluster listens (lib/primary/metrics.ts).
  */
 import cluster, { type Worker } from "node:cluster";
 import type { AddressInfo, Server } from "node:net";
 import type { ServerConfig } from "../config.ts";
 import { EXIT_USAGE, Failure, UsageError } from "../failures.ts";
 import { forkEnvironment, isWorkerReport, WORKER_STOP_LIMIT_MS } from "../ipc.ts";
+import { serveMetrics } from "./metrics.ts";
+import { reloadOnHangup } from "./reload.ts";
 
 /**
  * The accept queue asked of the kernel, which caps it at net.core.somaxconn (4096 here: that
@@ -32,12 +36,19 @@ const LISTEN_BACKLOG = 65_535;
  * signal has stopped every worker; rejects (after stopping them) when the cluster cannot start:
  * a port it cannot listen on, a worker that failed or exited during start-up.
  */
-export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "workers" | "redisName">): Promise<void> {
+export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "workers" | "redisName" | "redisTimeout" | "metrics" | "reloadSpread">): Promise<void> {
   return new Promise((resolve, reject) => {
     let listening = false;
     let stopping = false;
     let readyWorkers = 0; // until the cluster listens: a worker that exits before then stops it
-    const fork = (replacement: boolean) => cluster.fork(forkEnvironment(replacement));
+    const fork = (replacement: boolean) => {
+      const worker = cluster.fork(forkEnvironment(replacement));
+      // A message sent to a worker that has just died (a reload's drain, a metrics question) is
+      // an 'error' on its Worker object: unheard, it would end the primary and every worker.
+      worker.on("error", (err) => console.error(`worker: ${worker.id}, cannot be told: ${err.message}`));
+      return worker;
+    };
+    const reloads = reloadOnHangup(fork, () => stopping || !listening, config);
 
     server.on("error", (err) => stop(new Failure(`cannot listen on port ${config.port}: ${err.message}`)));
 
@@ -56,11 +67,12 @@ export function runWorkers(server: Server, config: Pick<ServerConfig, "port" | "
           const { port } = server.address() as AddressInfo; // PORT=0 picks a free one
           console.log(`listening on port ${port} with ${config.workers} workers, Redis at ${config.redisName}`);
         });
+        if (config.metrics) serveMetrics(config.metrics).catch(stop);
       }
     });
 
     cluster.on("exit", (worker, code, signal) => {
-      if (stopping) return;
+      if (stopping || reloads.owns(worker)) return;
       const how = signal ?? `exit code ${code}`;
       if (!listening) {
         // Its last words, if it had any, may still be on their way: they say more than this line.

@@ -28,7 +28,7 @@ export function redisAdapter(adapter: AdapterName, { pubClient, subClient }: Wor
   })();
   // socket.io calls it with `new`: a function, not an arrow, so that the adapter it returns is the result.
   return function (nsp: Namespace) {
-    return guardAdapterMessages(holdMissedPackets(create(nsp)));
+    return guardAdapterMessages(holdMissedPackets(create(nsp)), adapter);
   } as unknown as ServerOptions["adapter"];
 }
 

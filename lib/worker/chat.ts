@@ -9,7 +9,9 @@ import type { Namespace, Socket } from "socket.io";
 import { isChatText, type SocketData } from "../chat.ts";
 import type { ServerConfig } from "../config.ts";
 import { countedLog, log } from "../log.ts";
+import { expireUnansweredAcks } from "./acks.ts";
 import { identifyUsers } from "./identity.ts";
+import { countChatMessage } from "./metrics.ts";
 import { answerWorkerQuestion } from "./page.ts";
 import { rateLimiter } from "./rate-limit.ts";
 import { relayServerSideChat } from "./relay.ts";
@@ -17,11 +19,13 @@ import { answerRoomRequests } from "./rooms.ts";
 
 /**
  * Who each socket is (open or auth mode, lib/worker/identity.ts); /join and /leave (for emitter.ts
- * --room); the page's "worker" question; and emitter.ts --server-side.
+ * --room); the page's "worker" question; emitter.ts --server-side; and acknowledgements that never
+ * come dropped in time (lib/worker/acks.ts).
  */
 export function setupChat(nsp: Namespace, config: Pick<ServerConfig, "adapter" | "auth">): void {
   identifyUsers(nsp, config.auth);
   nsp.on("connection", (socket) => {
+    expireUnansweredAcks(socket);
     answerRoomRequests(socket);
     answerWorkerQuestion(socket);
   });
@@ -61,6 +65,7 @@ export function guardChatMessage(
       return;
     }
     const { user: proven, verified } = socket.data as SocketData;
+    countChatMessage();
     deliver(verified ? proven! : user, message);
   };
 }

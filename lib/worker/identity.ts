@@ -17,6 +17,7 @@ import type { Namespace, Socket } from "socket.io";
 import { type SocketData, userNameProblem, userRoom } from "../chat.ts";
 import type { AuthConfig } from "../config.ts";
 import { countedLog, log } from "../log.ts";
+import { countHandshakeRefused } from "./metrics.ts";
 import { rateLimiter } from "./rate-limit.ts";
 import { forgetMissedPackets, releaseMissedPackets } from "./recovery.ts";
 
@@ -73,6 +74,7 @@ export function identifyUsers(nsp: Namespace, auth: AuthConfig): void {
       },
       (reason: Error) => {
         refused(reason.message);
+        countHandshakeRefused("auth");
         forgetMissedPackets(socket.id);
         const refusal = new Error(reason instanceof CannotCheck ? reason.message : `unauthorized: ${reason.message}`);
         next(Object.assign(refusal, { data: { retry: reason instanceof CannotCheck } }));

@@ -20,6 +20,7 @@ import type { IncomingMessage } from "node:http";
 import type { ServerOptions } from "socket.io";
 import { printable } from "../chat.ts";
 import { countedLog, log } from "../log.ts";
+import { countHandshakeRefused } from "./metrics.ts";
 
 /** Why this handshake's Origin is refused, or null when it may connect. */
 export function originProblem(req: IncomingMessage, allowedOrigins: readonly string[]): string | null {
@@ -56,6 +57,7 @@ export function allowedOrigins(origins: readonly string[]): Pick<Partial<ServerO
       const problem = originProblem(req, origins);
       if (problem === null) return callback(null, true);
       refused(printable(problem).slice(0, 300));
+      countHandshakeRefused("origin");
       callback("origin not allowed", false);
     },
     cors: origins.length > 0 ? { origin: [...origins] } : undefined,
