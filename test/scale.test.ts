@@ -1,8 +1,8 @@
 /**
  * npm run bench:scale, run small (2,000 connections) so that it cannot rot: the light clients all
  * connect to the floor and to the kit, every broadcast reaches every one of them, the table and the
- * ratios are printed, and bad options get one line and exit code 2. No timing is asserted: the
- * figures are the benchmark's business (docs/reference/performance.md#connections-on-one-machine).
+ * ratios are printed, bursts and the kit on Bun reach every client, and bad options get one line and
+ * exit code 2. No timing is asserted: the figures are the benchmark's business (docs/reference/performance.md#connections-on-one-machine).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -29,8 +29,15 @@ describe("npm run bench:scale", () => {
     assert.match(stdout, /^ {2}kit N=2000: CPU per delivery [\d.]+x, median [\d.]+x, last [\d.]+x/m, "the ratios at each N");
   });
 
+  test("bursts, and the kit on Bun beside Node: every message of every burst reaches every client", () => {
+    const { status, stdout, stderr } = scale(["--servers", "kit", "--variant", "bun", "--n", "500", "--idle-seconds", "1", "--broadcasts", "2", "--burst", "5"]);
+    assert.equal(status, 0, `bench:scale failed:\n${stdout}\n${stderr}`);
+    assert.match(stdout, /2 broadcasts of 5 messages each/);
+    for (const server of ["kit", "kit on bun"]) assert.match(stdout, new RegExp(`^${server} N=500: 500 connected in .*lost 0, dropped 0$`, "m"));
+  });
+
   test("bad options get one line and exit code 2", () => {
-    for (const args of [["--n", "2000,1000"], ["--n", "lots"], ["--workers", "1", "--n", "40000"], ["--servers", "nginx"], ["--nope"], ["--variant", "NOEQUALS"]]) {
+    for (const args of [["--n", "2000,1000"], ["--n", "lots"], ["--workers", "1", "--n", "40000"], ["--servers", "nginx"], ["--nope"], ["--variant", "NOEQUALS"], ["--burst", "0"], ["--variant", "bun,--max-semi-space-size=64"]]) {
       const { status, stdout, stderr } = scale(args, 30_000);
       assert.equal(status, 2, `${args.join(" ")}: exit ${status}`);
       assert.equal(stdout, "");
