@@ -100,12 +100,18 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         // The emitter while the master is away: an answer (sent, or one line and exit 1), never a hang.
         const during = runToEnd("emitter.ts", ["--message", "during the outage"], env, "node", 20_000);
 
-        // A keeps writing; the first line B gets after the kill is the moment delivery is back.
+        // A and B keep writing; delivery is back once a line has crossed each way after the kill.
+        // Each host's connections switch to the new master on their own retry schedule, so one
+        // direction may come back seconds before the other (a PUBLISH in between is lost, counted).
         let back = -1;
+        const crossed = (to: Script, from: string) => to.stdout.some((line) => new RegExp(`^seq \\d+ from ${from}$`).test(line));
+        const firstWay: string[] = [];
         for (let i = 0; Date.now() - killedAt < 30_000; i++) {
           a.send(`seq ${i}`);
+          b.send(`seq ${i}`);
           await sleep(250);
-          if (b.stdout.some((line) => /^seq \d+ from A$/.test(line))) {
+          if (firstWay.length === 0 && (crossed(b, "A") || crossed(a, "B"))) firstWay.push(`${crossed(b, "A") ? "A to B" : "B to A"} after ${Date.now() - killedAt} ms`);
+          if (crossed(b, "A") && crossed(a, "B")) {
             back = Date.now() - killedAt;
             break;
           }
@@ -116,7 +122,7 @@ describe("Redis Cluster and Sentinel, two hosts, every adapter", { skip }, () =>
         assert.ok(emitted.code === 0 || (emitted.code === 1 && emitted.stderr.length === 1), `emitter: ${emitted.code} ${emitted.stderr.join("\n")}`);
 
         await chatAndEmit(a, b, idB, env, "after");
-        figures.push(`  ${kind.padEnd(8)} ${adapter.padEnd(7)} ${back} ms (emitter meanwhile: exit ${emitted.code} after ${emitted.ms} ms${emitted.stderr[0] ? `, "${emitted.stderr[0]}"` : ""})`);
+        figures.push(`  ${kind.padEnd(8)} ${adapter.padEnd(7)} ${back} ms, ${firstWay[0]} (emitter meanwhile: exit ${emitted.code} after ${emitted.ms} ms${emitted.stderr[0] ? `, "${emitted.stderr[0]}"` : ""})`);
 
         // Nothing crashed, and the outage is one line per worker, not one per retry or node.
         for (const host of hosts) {
