@@ -9,6 +9,7 @@ import { once } from "node:events";
 import { createServer } from "node:net";
 import { encode as msgpack } from "notepack.io";
 import { createClient } from "redis";
+import { stopOnSignal } from "./scripts.ts";
 
 export interface RunningRedis {
   url: string;
@@ -87,19 +88,17 @@ export async function startRedisServer(port: number, extraArgs: string[] = []): 
   });
   child.stdout!.resume();
 
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    origin: `redis-server on port ${port}`,
-    pid: child.pid,
-    // SIGTERM: Redis shuts down at once, as `redis-cli shutdown nosave` would (nothing is saved);
-    // SIGCONT first, for a test that froze it.
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGCONT");
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    },
+  // SIGTERM: Redis shuts down at once, as `redis-cli shutdown nosave` would (nothing is saved);
+  // SIGCONT first, for a test that froze it.
+  const stop = async () => {
+    forget();
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGCONT");
+    child.kill("SIGTERM");
+    await once(child, "exit");
   };
+  const forget = stopOnSignal(stop);
+  return { url: `redis://127.0.0.1:${port}`, origin: `redis-server on port ${port}`, pid: child.pid, stop };
 }
 
 /** True when a Redis answers PING at this URL within a second. */

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -64,7 +65,31 @@ export function runCommand(command: string[], env: Record<string, string>): Scri
   return start(command, env, command.join(" "));
 }
 
+/**
+ * Scripts run in process groups of their own, and a private redis-server is a plain child: a
+ * bench or test file that is itself killed (a timeout, Ctrl-C) would leave them running (a cluster
+ * left by a bench a timeout killed was found). SIGINT and SIGTERM then run every stop handed to
+ * stopOnSignal() (start() hands it stopAll) before this process ends.
+ */
+const stopsOnSignal = new Set<() => Promise<void>>();
+let signalsHandled = false;
+
+/** `stop` runs if this process is killed by SIGINT or SIGTERM; the function returned forgets it. */
+export function stopOnSignal(stop: () => Promise<void>): () => void {
+  if (!signalsHandled) {
+    signalsHandled = true;
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        void Promise.allSettled([...stopsOnSignal].map((stopOne) => stopOne())).then(() => process.exit(128 + constants.signals[signal]));
+      });
+    }
+  }
+  stopsOnSignal.add(stop);
+  return () => stopsOnSignal.delete(stop);
+}
+
 function start([command, ...commandArgs]: string[], env: Record<string, string>, label: string): Script {
+  stopOnSignal(stopAll);
   const child = spawn(command!, commandArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
